@@ -1,0 +1,81 @@
+# LuminaNet Book: the two commands a reader needs.
+#
+#   make book   # build the executed book into book/_build/html (PROFILE=smoke|full|paper, default full)
+#   make test   # run the test suite (tests/, notebooks included)
+#
+# Both create .venv on first use (python3 -m venv) and install the project with its `book` and `test`
+# extras into it; nothing is installed or registered outside .venv. Re-installation only happens when
+# pyproject.toml changes (the stamp file below).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.lumina-installed
+PROFILE ?= full
+# Extra arguments for scripts/build_book.py, e.g. BOOK_ARGS=--no-browser
+BOOK_ARGS ?=
+# Extra arguments for pytest, e.g. PYTEST_ARGS='-k hygiene'
+PYTEST_ARGS ?=
+
+# Everything runs offline: the hub is never asked, datasets come from LUMINA_DATA.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+# Absolute, because notebooks run with their own folder as working directory.
+ifeq ($(strip $(LUMINA_DATA)),)
+  ifneq ($(wildcard ../shared/data/.),)
+    LUMINA_DATA := $(abspath ../shared/data)
+  else
+    LUMINA_DATA := $(abspath data)
+  endif
+endif
+export LUMINA_DATA
+
+MATHJAX_VERSION := 3.2.2
+MATHJAX_DIR     := book/_static/mathjax
+
+.PHONY: help venv book test clean mathjax
+
+help:
+	@echo "make book  [PROFILE=smoke|full|paper] [BOOK_ARGS=--no-browser]  build book/_build/html"
+	@echo "make test  [PYTEST_ARGS=...]                                    run tests/"
+	@echo "make clean                                                      remove book/_build"
+	@echo "make mathjax                                                    re-vendor MathJax $(MATHJAX_VERSION) (npm)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# pip takes torch/torchvision from this machine's wheel folder (pip's find-links), the rest from PyPI.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[book,test]'
+	touch $@
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	$(PY) scripts/build_book.py --profile $(PROFILE) $(BOOK_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests/ $(PYTEST_ARGS)
+
+clean:
+	rm -rf book/_build
+
+# MathJax is committed (book/_static/mathjax, ~2 MB) so the book renders math with no network.
+# Only what `tex-chtml` needs is kept: the combined component, its woff-v2 fonts and the TeX
+# extensions that \require/autoload may pull in (\boldsymbol, \color, \cancel, ...).
+mathjax:
+	@command -v npm >/dev/null || { echo "npm is needed: apt-get install -y npm"; exit 2; }
+	rm -rf $(MATHJAX_DIR) && mkdir -p $(MATHJAX_DIR)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  (cd "$$tmp" && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz) && \
+	  src="$$tmp/package" && \
+	  cp "$$src/LICENSE" "$$src/es5/tex-chtml.js" $(MATHJAX_DIR)/ && \
+	  mkdir -p $(MATHJAX_DIR)/output/chtml/fonts $(MATHJAX_DIR)/input/tex && \
+	  cp -r "$$src/es5/output/chtml/fonts/woff-v2" $(MATHJAX_DIR)/output/chtml/fonts/ && \
+	  cp -r "$$src/es5/input/tex/extensions" $(MATHJAX_DIR)/input/tex/ && \
+	  printf 'MathJax %s (npm package mathjax, es5/), Apache-2.0 (see LICENSE).\nRegenerate with: make mathjax\n' \
+	    $(MATHJAX_VERSION) > $(MATHJAX_DIR)/VENDORED.txt
+	@du -sh $(MATHJAX_DIR)

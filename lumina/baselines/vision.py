@@ -1,0 +1,217 @@
+"""CIFAR-10 baselines: (B, 3, 32, 32) float images -> (B, num_classes) logits.
+
+Every model except LeNet-5 comes from a well-kept library (torchvision or timm), built
+with random weights (never pretrained) and adapted to 32x32 the usual CIFAR way: shrink
+or remove the stem's downsampling so the last feature map is not collapsed to 1x1, and
+use 4x4 patches for the patch-based models (8x8 = 64 tokens).
+
+Measured with ``python -m lumina.baselines.vision`` (num_classes=10; FLOPs are
+torch.utils.flop_counter's count for one forward pass of one (1, 3, 32, 32) image: matmuls,
+convolutions and attention at 2 FLOPs per multiply-add; norms, activations and softmax are
+not counted):
+
+    name              params  forward FLOPs / image
+    lenet5            62,006        1.30 M
+    alexnet       28,711,754      403.82 M
+    resnet18      11,173,962        1.11 G
+    mlp_mixer      4,360,970      605.56 M
+    resmlp         3,625,930      473.04 M
+    deit_tiny      5,362,762      730.22 M
+    mobilevit        954,234      160.35 M
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+from torch import nn
+
+__all__ = ["BASELINES", "build_baseline", "baseline_info"]
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998, "Gradient-based learning applied to
+    document recognition", Proc. IEEE 86(11)) for 3x32x32 input.
+
+    conv5-6 -> pool -> conv5-16 -> pool -> fc120 -> fc84 -> fc(num_classes). This is the
+    common modern variant: ReLU and 2x2 max-pooling instead of the original scaled tanh and
+    trainable sub-sampling, full C3 connectivity and a linear output instead of RBF units.
+    """
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),   # 32 -> 28 -> 14
+            nn.Conv2d(6, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # 14 -> 10 -> 5
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120), nn.ReLU(inplace=True),
+            nn.Linear(120, 84), nn.ReLU(inplace=True),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def lenet5(num_classes: int = 10) -> nn.Module:
+    """LeNet-5, LeCun et al. 1998 (Proc. IEEE 86(11):2278-2324); hand-written, see LeNet5."""
+    return LeNet5(num_classes)
+
+
+def alexnet(num_classes: int = 10) -> nn.Module:
+    """AlexNet, Krizhevsky, Sutskever & Hinton 2012 ("ImageNet classification with deep
+    convolutional neural networks", NeurIPS), torchvision's single-tower version.
+
+    Adaptation to 32x32: the 11x11/stride-4 stem conv becomes 3x3/stride-1/padding-1 (same
+    64 channels); torchvision's three 3x3/stride-2 max-pools stay, giving 32 -> 15 -> 7 -> 3,
+    so the last map is 256x3x3. The adaptive avg-pool is set to (3, 3) (a no-op at 32x32)
+    and the first classifier Linear takes 256*3*3 inputs; the 4096-4096 dropout MLP is kept.
+    """
+    from torchvision.models import AlexNet
+
+    model = AlexNet(num_classes=num_classes)
+    model.features[0] = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1)
+    model.avgpool = nn.AdaptiveAvgPool2d((3, 3))
+    model.classifier[1] = nn.Linear(256 * 3 * 3, 4096)
+    return model
+
+
+def resnet18(num_classes: int = 10) -> nn.Module:
+    """ResNet-18, He, Zhang, Ren & Sun 2016 ("Deep residual learning for image
+    recognition", CVPR; arXiv 1512.03385), torchvision's resnet18.
+
+    CIFAR stem (the common CIFAR ResNet-18): conv1 is 3x3/stride-1/padding-1 and the stem
+    max-pool is removed, so the four stages see 32, 16, 8, 4 pixels instead of 8, 4, 2, 1.
+    """
+    from torchvision.models import resnet18 as tv_resnet18
+
+    model = tv_resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision
+    model.maxpool = nn.Identity()
+    return model
+
+
+def mlp_mixer(num_classes: int = 10) -> nn.Module:
+    """MLP-Mixer, Tolstikhin et al. 2021 ("MLP-Mixer: An all-MLP architecture for vision",
+    NeurIPS; arXiv 2105.01601), timm's MlpMixer.
+
+    Small CIFAR variant: 4x4 patches (64 tokens), 8 blocks, width 256, timm's default MLP
+    ratios (0.5, 4.0), i.e. token-mixing hidden 128 and channel-mixing hidden 1024.
+    """
+    from timm.models.mlp_mixer import MlpMixer
+
+    return MlpMixer(num_classes=num_classes, img_size=32, patch_size=4, num_blocks=8, embed_dim=256)
+
+
+def resmlp(num_classes: int = 10) -> nn.Module:
+    """ResMLP, Touvron et al. 2021 ("ResMLP: Feedforward networks for image classification
+    with data-efficient training", arXiv 2105.03404; IEEE TPAMI 2023), built as timm builds
+    resmlp_12: MlpMixer with ResBlock (linear token mixing + LayerScale, timm's init 1e-4)
+    and Affine "norm".
+
+    Small CIFAR variant: 4x4 patches (64 tokens), 12 blocks, width 192, MLP ratio 4.
+    """
+    from timm.models.mlp_mixer import Affine, MlpMixer, ResBlock
+
+    return MlpMixer(num_classes=num_classes, img_size=32, patch_size=4, num_blocks=12, embed_dim=192,
+                    mlp_ratio=4, block_layer=ResBlock, norm_layer=Affine)
+
+
+def deit_tiny(num_classes: int = 10) -> nn.Module:
+    """DeiT-Tiny, Touvron et al. 2021 ("Training data-efficient image transformers &
+    distillation through attention", ICML; arXiv 2012.12877), timm's VisionTransformer.
+
+    DeiT-Ti shape (width 192, depth 12, 3 heads, MLP ratio 4, class token) with 4x4 patches
+    on 32x32 (64 patch tokens + class token); no distillation token.
+    """
+    from timm.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(img_size=32, patch_size=4, num_classes=num_classes,
+                             embed_dim=192, depth=12, num_heads=3)
+
+
+def mobilevit(num_classes: int = 10) -> nn.Module:
+    """MobileViT-XXS, Mehta & Rastegari 2022 ("MobileViT: Light-weight, general-purpose,
+    and mobile-friendly vision transformer", ICLR; arXiv 2110.02178), timm's mobilevit_xxs.
+
+    Unmodified, its overall stride 32 turns 32x32 into a 1x1 last map (2x2 patches no
+    longer fit). CIFAR adaptation, total stride 32 -> 8 as for the ResNet-18 stem: the
+    stem conv runs at stride 1 and the first downsampling stage (stage 1) at stride 1, so
+    the stages see 32, 32, 16, 8, 4 pixels and the three MobileViT blocks unfold 8x8, 4x4
+    and 2x2 grids of 2x2 patches. Channels, depths and transformer sizes are unchanged.
+    """
+    from timm.models.byobnet import ByobNet
+    from timm.models.mobilevit import model_cfgs
+
+    cfg = model_cfgs["mobilevit_xxs"]
+    blocks = list(cfg.blocks)
+    assert blocks[1].s == 2  # stage 1 is the first stride-2 stage
+    blocks[1] = dataclasses.replace(blocks[1], s=1)
+    model = ByobNet(dataclasses.replace(cfg, blocks=tuple(blocks)), num_classes=num_classes)
+    model.stem.conv.stride = (1, 1)  # timm hard-codes stride 2 for the 3x3 stem; padding stays 1
+    return model
+
+
+# name -> (builder, paper, library, adaptation); the order is the order of BASELINES.
+_REGISTRY: dict[str, tuple[Callable[[int], nn.Module], str, str, str]] = {
+    "lenet5": (lenet5, "LeCun et al. 1998, Gradient-based learning applied to document recognition, Proc. IEEE 86(11)",
+               "hand-written", "3x32x32 input, ReLU + max-pool modern variant, linear output layer"),
+    "alexnet": (alexnet, "Krizhevsky et al. 2012, ImageNet classification with deep convolutional neural networks, NeurIPS",
+                "torchvision", "stem conv 11x11/s4 -> 3x3/s1, pools kept (32->15->7->3), avgpool (3,3), fc 256*3*3->4096"),
+    "resnet18": (resnet18, "He et al. 2016, Deep residual learning for image recognition, CVPR (arXiv 1512.03385)",
+                 "torchvision", "conv1 3x3/s1/p1, stem max-pool removed"),
+    "mlp_mixer": (mlp_mixer, "Tolstikhin et al. 2021, MLP-Mixer: An all-MLP architecture for vision, NeurIPS (arXiv 2105.01601)",
+                  "timm", "img 32, patch 4 (64 tokens), depth 8, dim 256, mlp ratios (0.5, 4)"),
+    "resmlp": (resmlp, "Touvron et al. 2021, ResMLP: Feedforward networks for image classification with data-efficient training (arXiv 2105.03404)",
+               "timm", "resmlp_12 blocks (ResBlock + Affine), img 32, patch 4 (64 tokens), depth 12, dim 192"),
+    "deit_tiny": (deit_tiny, "Touvron et al. 2021, Training data-efficient image transformers & distillation through attention, ICML (arXiv 2012.12877)",
+                  "timm", "DeiT-Ti (dim 192, depth 12, 3 heads), img 32, patch 4 (64 tokens + cls)"),
+    "mobilevit": (mobilevit, "Mehta & Rastegari 2022, MobileViT: Light-weight, general-purpose, and mobile-friendly vision transformer, ICLR (arXiv 2110.02178)",
+                  "timm", "mobilevit_xxs with stem and stage-1 strides 2 -> 1 (total stride 32 -> 8, last map 4x4)"),
+}
+
+BASELINES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def _lookup(name: str):
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown baseline {name!r}; valid names: {', '.join(BASELINES)}")
+    return _REGISTRY[name]
+
+
+def build_baseline(name: str, num_classes: int = 10) -> nn.Module:
+    """A freshly initialised (random weights, global torch RNG) baseline for 3x32x32 input."""
+    return _lookup(name)[0](num_classes)
+
+
+def baseline_info(name: str) -> dict:
+    """{"paper", "library" ("timm" | "torchvision" | "hand-written"), "adaptation"} for a baseline."""
+    _, paper, library, adaptation = _lookup(name)
+    return {"paper": paper, "library": library, "adaptation": adaptation}
+
+
+def _summary() -> str:
+    """Parameter counts and forward FLOPs per image (the table in the module docstring)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    rows = [f"{'name':<11} {'params':>12}  {'forward FLOPs / image':>21}"]
+    for name in BASELINES:
+        model = build_baseline(name).eval()
+        counter = FlopCounterMode(display=False)
+        # The fused CPU attention kernel is not in FlopCounterMode's registry (it would count
+        # 0); the math backend runs attention as matmuls, which are counted.
+        with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+            model(torch.zeros(1, 3, 32, 32))
+        flops = counter.get_total_flops()
+        human = f"{flops / 1e9:.2f} G" if flops >= 1e9 else f"{flops / 1e6:.2f} M"
+        rows.append(f"{name:<11} {sum(p.numel() for p in model.parameters()):>12,}  {human:>12}")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(_summary())

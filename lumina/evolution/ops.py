@@ -1,0 +1,162 @@
+"""The evolution mechanisms [paper]: splitting, growth (expansion and reduction), connection (and pruning).
+
+Each op is a pure function `(graph, params, ...) -> Change(graph, params, lineage)`: it never mutates its
+inputs. `params` maps names (`lumina.model.ckey/ekey`) to tensors; untouched tensors are passed through as
+the same objects, so their optimizer state survives unchanged. `lineage[name] = (old_name, rows)` says where
+a changed tensor came from: `rows[k]` is the old row that new row k copies (-1 = fresh), or `rows=None` for a
+whole-tensor copy; names missing from `lineage` and not passed through are fresh.
+
+Which ops preserve the network's function exactly (tested in tests/test_evolution_ops.py):
+  - `grow` (expansion): always. New neurons get zero output weights (v rows), so f_i is unchanged.
+  - `reduce`: exactly when the removed neurons have zero output weights; otherwise it is a small change.
+  - `connect`: with `aggregate="sum"`; the new edge's W_C is zero. With the paper's mean it also dilutes
+    the other messages into the target by n/(n+1).
+  - `prune`: with `aggregate="sum"` when the removed W_C is zero.
+  - `split`: the parent's neurons are divided between parent and child and the child inherits the
+    parent's in- and out-edges, so f_parent' + f_child = f_parent. That is exact (up to LayerNorm's eps
+    in the OL) for a cluster whose edges keep their kind (e.g. an isolated cluster, or the last cluster with
+    feedforward in-edges under `aggregate="sum"`). In general the child's higher index turns some inherited
+    edges into another kind, and the mean's 1/n changes, so it is not function-preserving.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..model import NEURON_KEYS, ckey, ekey, init_cluster_params
+from ..topology import Graph, TopologyError
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass
+class Change:
+    graph: Graph
+    params: Params
+    lineage: dict[str, tuple[str, torch.Tensor | None]] = field(default_factory=dict)
+
+
+def _check_cluster(graph: Graph, cid: int) -> None:
+    if cid not in graph.clusters:
+        raise TopologyError(f"cluster {cid} does not exist; clusters: {graph.ids}")
+
+
+def grow(graph: Graph, params: Params, cid: int, n: int, d_in: int, d_hidden: int,
+         gen: torch.Generator | None = None) -> Change:
+    """Expand cluster `cid` by `n` neurons (horizontal growth). Function-preserving: new v rows are zero."""
+    _check_cluster(graph, cid)
+    if n < 1:
+        raise ValueError(f"grow needs n >= 1, got {n}")
+    g, P, lin = graph.copy(), dict(params), {}
+    m = g.clusters[cid].size
+    fresh = init_cluster_params(n, d_in, d_hidden, gen)
+    fresh["v"].zero_()
+    rows = torch.cat([torch.arange(m), torch.full((n,), -1)])
+    for k in NEURON_KEYS:
+        name = ckey(cid, k)
+        P[name] = torch.cat([params[name].detach(), fresh[k]])
+        lin[name] = (name, rows)
+    g.clusters[cid].size = m + n
+    return Change(g, P, lin)
+
+
+def reduce(graph: Graph, params: Params, cid: int, keep: list[int]) -> Change:
+    """Shrink cluster `cid` to the neurons `keep` (horizontal reduction)."""
+    _check_cluster(graph, cid)
+    m = graph.clusters[cid].size
+    keep = sorted(set(int(k) for k in keep))
+    if not keep or keep[0] < 0 or keep[-1] >= m:
+        raise ValueError(f"reduce needs a non-empty subset of neurons in [0, {m}), got {keep[:5]}...")
+    g, P, lin = graph.copy(), dict(params), {}
+    rows = torch.tensor(keep)
+    for k in NEURON_KEYS:
+        name = ckey(cid, k)
+        P[name] = params[name].detach()[rows].clone()
+        lin[name] = (name, rows)
+    g.clusters[cid].size = len(keep)
+    return Change(g, P, lin)
+
+
+def split(graph: Graph, params: Params, cid: int, child_neurons: list[int], step: int = 0) -> Change:
+    """Divide cluster `cid`: the neurons `child_neurons` move to a new cluster with the next free id, the
+    same input slot, a copy of every in-edge and out-edge (self-loops become parent<->child edges plus a
+    self-loop on each), and a zero output bias (the parent keeps its own)."""
+    _check_cluster(graph, cid)
+    m = graph.clusters[cid].size
+    moved = sorted(set(int(k) for k in child_neurons))
+    if not moved or len(moved) >= m or moved[0] < 0 or moved[-1] >= m:
+        raise ValueError(f"split needs a proper non-empty subset of the {m} neurons of cluster {cid}")
+    stay = [k for k in range(m) if k not in set(moved)]
+    g, P, lin = graph.copy(), dict(params), {}
+    parent = g.clusters[cid]
+    child = g.add_cluster(slot=parent.slot, size=len(moved), born=step, parent=cid)
+    parent.size = len(stay)
+    for rows, owner in ((torch.tensor(stay), cid), (torch.tensor(moved), child.id)):
+        for k in NEURON_KEYS:
+            P[ckey(owner, k)] = params[ckey(cid, k)].detach()[rows].clone()
+            lin[ckey(owner, k)] = (ckey(cid, k), rows)
+    P[ckey(child.id, "b_out")] = torch.zeros_like(params[ckey(cid, "b_out")])
+    c = child.id
+    for (s, d) in list(graph.edges):
+        w = ekey(s, d)
+        new = []
+        if s == cid and d == cid:
+            new = [(cid, c), (c, cid), (c, c)]
+        elif d == cid:
+            new = [(s, c)]
+        elif s == cid:
+            new = [(c, d)]
+        for (a, b) in new:
+            g.add_edge(a, b, born=step)
+            P[ekey(a, b)] = params[w].detach().clone()
+            lin[ekey(a, b)] = (w, None)
+    return Change(g, P, lin)
+
+
+def connect(graph: Graph, params: Params, src: int, dst: int, d_hidden: int, step: int = 0) -> Change:
+    """Add the edge src -> dst with W_C = 0; its kind follows from the ids."""
+    _check_cluster(graph, src)
+    _check_cluster(graph, dst)
+    if (src, dst) in graph.edges:
+        raise TopologyError(f"edge {src}->{dst} already exists")
+    g, P = graph.copy(), dict(params)
+    g.add_edge(src, dst, born=step)
+    P[ekey(src, dst)] = torch.zeros(d_hidden, d_hidden)
+    return Change(g, P)
+
+
+def prune(graph: Graph, params: Params, src: int, dst: int) -> Change:
+    """Remove the edge src -> dst and its W_C."""
+    if (src, dst) not in graph.edges:
+        raise TopologyError(f"edge {src}->{dst} does not exist")
+    g, P = graph.copy(), dict(params)
+    del g.edges[(src, dst)]
+    del P[ekey(src, dst)]
+    return Change(g, P)
+
+
+def prune_all(graph: Graph, params: Params) -> Change:
+    """Remove every connection (the paper's Table 5 ablation)."""
+    g, P = graph.copy(), {k: v for k, v in params.items() if not k.startswith("e")}
+    g.edges.clear()
+    return Change(g, P)
+
+
+def compose(a: Change, b: Change) -> Change:
+    """Lineage of b applied after a, expressed against a's inputs."""
+    lin = {}
+    for name, t in b.params.items():
+        if name in b.lineage:
+            src, rows = b.lineage[name]
+            if src in a.lineage:
+                src0, rows0 = a.lineage[src]
+                if rows0 is not None and rows is not None:
+                    rows = torch.where(rows >= 0, rows0[rows.clamp(min=0)], rows)
+                elif rows0 is not None:
+                    rows = rows0
+                src = src0
+            lin[name] = (src, rows)
+        elif name in a.lineage and t is a.params.get(name):
+            lin[name] = a.lineage[name]
+    return Change(b.graph, b.params, lin)

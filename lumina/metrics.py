@@ -1,0 +1,56 @@
+"""Accuracy, parameter counts, FLOPs and peak memory, measured the same way for every model."""
+from __future__ import annotations
+
+import resource
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> dict[int, int]:
+    top = logits.topk(max(ks), dim=1).indices
+    hit = top.eq(y.view(-1, 1))
+    return {k: int(hit[:, :k].any(1).sum()) for k in ks}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prepare, batch_size: int = 500) -> dict:
+    """Top-1 / top-5 accuracy (%) and mean cross-entropy of `model` on (x, y); `prepare` maps a raw batch
+    to the model's input (e.g. normalisation)."""
+    was = model.training
+    model.eval()
+    c1 = c5 = 0
+    loss = 0.0
+    for i in range(0, len(x), batch_size):
+        logits = model(prepare(x[i:i + batch_size]))
+        yb = y[i:i + batch_size]
+        loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
+        c = topk_correct(logits, yb)
+        c1, c5 = c1 + c[1], c5 + c[5]
+    model.train(was)
+    n = max(len(x), 1)
+    return {"top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": loss / n}
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_example(model: nn.Module, example: torch.Tensor) -> int:
+    """Forward FLOPs for one example (matmuls/convs, 2 per multiply-add), counted by FlopCounterMode.
+    Attention runs in the math kernel while counting, since fused CPU kernels are counted as zero."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was = model.training
+    model.eval()
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
+        model(example[:1])
+    model.train(was)
+    return int(fc.get_total_flops())
+
+
+def peak_rss_mb() -> float:
+    """The process's resident-memory high-water mark in MiB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

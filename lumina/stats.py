@@ -1,0 +1,56 @@
+"""Topology statistics of an evolved LuminaNet (SPEC §3: depth and recurrence by width, convergence).
+
+Definitions (used the same way in the book):
+  - **topological depth**: the number of Neuron Clusters on the longest feedforward path (a network
+    without edges has depth 1). This is the number of sequential steps of one pass.
+  - **recurrent structure**: a feedback or recurrent edge j→i (j >= i) that closes a directed cycle,
+    i.e. a self-loop, or a feedback edge for which a feedforward path i → ... → j exists. Each such edge
+    is counted once; a feedback edge that closes no cycle is only a skip backwards and is not counted.
+  - **similarity** of two architectures: the cosine similarity of their Weisfeiler-Lehman subgraph-hash
+    histograms (3 iterations), with nodes labelled by input slot and edges by kind. 1 = the same labelled
+    structure up to renaming of cluster ids; it ignores weights and cluster sizes.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import networkx as nx
+
+from .topology import Graph
+
+
+def depth(g: Graph) -> int:
+    return len(g.levels())
+
+
+def recurrent_structures(g: Graph) -> int:
+    ff = nx.DiGraph()
+    ff.add_nodes_from(g.ids)
+    ff.add_edges_from(k for k, e in g.edges.items() if e.kind == "feedforward")
+    n = 0
+    for (j, i), e in g.edges.items():
+        if e.kind == "recurrent" or (e.kind == "feedback" and nx.has_path(ff, i, j)):
+            n += 1
+    return n
+
+
+def summary(g: Graph) -> dict:
+    sizes = [g.clusters[i].size for i in g.ids]
+    return {"n_clusters": len(sizes), "n_neurons": sum(sizes), "sizes": sizes, "depth": depth(g),
+            "recurrent_structures": recurrent_structures(g), "edges": len(g.edges), **g.edge_counts()}
+
+
+def _wl_histogram(g: Graph, iterations: int = 3) -> Counter:
+    G = g.to_networkx()
+    for n in G.nodes:
+        G.nodes[n]["label"] = str(G.nodes[n]["slot"])
+    hashes = nx.weisfeiler_lehman_subgraph_hashes(G, node_attr="label", edge_attr="kind", iterations=iterations)
+    return Counter(h for hs in hashes.values() for h in hs)
+
+
+def similarity(a: Graph, b: Graph) -> float:
+    ha, hb = _wl_histogram(a), _wl_histogram(b)
+    dot = sum(ha[k] * hb[k] for k in ha)
+    na, nb = math.sqrt(sum(v * v for v in ha.values())), math.sqrt(sum(v * v for v in hb.values()))
+    return dot / (na * nb) if na and nb else 0.0
