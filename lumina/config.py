@@ -25,6 +25,7 @@ class ModelConfig:
     init_connect: str = "none"  # initial edges: "none" evolves them from scratch [paper], "dense" = all feedforward
     context: int = 32  # tokens per window, one cluster per position (text only) [ours]
     d_embed: int = 64  # token embedding width, the IL input for text [ours]
+    tokenizer: str = "bpe"  # text: "bpe" (trained on the training text) or "gpt2" (where available)
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,18 @@ class ExperimentConfig:
         return cls(experiment=d["experiment"], profile=d["profile"], **kw).validate()
 
     def key(self) -> str:
-        """Content hash of everything that affects the result (the results-store key)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """Content hash of the result-relevant config: the fields that differ from their defaults, so a field
+        added later (with a default) leaves existing keys valid. `lumina.results.load_result` also compares
+        the stored config field by field, so a changed default can never pass an old result off as new."""
+        blob = json.dumps(self.non_default(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def non_default(self) -> dict:
+        out = {"experiment": self.experiment, "profile": self.profile}
+        for name, cls in _SECTIONS.items():
+            ref, sec = cls(), getattr(self, name)
+            out[name] = {f.name: getattr(sec, f.name) for f in fields(sec) if getattr(sec, f.name) != getattr(ref, f.name)}
+        return out
 
     def validate(self) -> "ExperimentConfig":
         errs = []
@@ -131,6 +141,8 @@ class ExperimentConfig:
             errs.append(f"aggregate={m.aggregate!r}; valid: 'mean', 'sum'")
         if m.init_connect not in ("none", "dense"):
             errs.append(f"init_connect={m.init_connect!r}; valid: 'none', 'dense'")
+        if m.tokenizer not in ("bpe", "gpt2"):
+            errs.append(f"tokenizer={m.tokenizer!r}; valid: 'bpe', 'gpt2'")
         if d.dataset not in ("cifar10", "tinystories", "synthetic"):
             errs.append(f"dataset={d.dataset!r}; valid: 'cifar10', 'tinystories', 'synthetic'")
         if m.arch != "luminanet":

@@ -66,7 +66,16 @@ def load_result(cfg: ExperimentConfig) -> dict | None:
     f = result_dir(cfg) / "result.json"
     if not f.exists():
         return None
-    return json.loads(f.read_text())
+    found = json.loads(f.read_text())
+    want = cfg.to_dict()
+    for section, values in want.items():  # a stored run must match every field it knows about
+        stored = found["config"].get(section)
+        if isinstance(values, dict):
+            stale = {k: (stored.get(k), v) for k, v in values.items() if k in stored and stored[k] != v}
+            if stale:
+                raise ValueError(f"{f} was stored for another config (stored, wanted): {stale}; "
+                                 "a default changed since it ran: rerun it or restore the default")
+    return found
 
 
 def save_result(cfg: ExperimentConfig, result: dict, topology_json: str | None = None, events: list | None = None) -> Path:

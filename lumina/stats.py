@@ -45,7 +45,11 @@ def _wl_histogram(g: Graph, iterations: int = 3) -> Counter:
     G = g.to_networkx()
     for n in G.nodes:
         G.nodes[n]["label"] = str(G.nodes[n]["slot"])
-    hashes = nx.weisfeiler_lehman_subgraph_hashes(G, node_attr="label", edge_attr="kind", iterations=iterations)
+    import warnings
+
+    with warnings.catch_warnings():  # networkx >= 3.5 notes that directed hashes changed once; ours are recomputed
+        warnings.simplefilter("ignore", UserWarning)
+        hashes = nx.weisfeiler_lehman_subgraph_hashes(G, node_attr="label", edge_attr="kind", iterations=iterations)
     return Counter(h for hs in hashes.values() for h in hs)
 
 

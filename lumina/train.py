@@ -187,7 +187,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
         loss = task.loss(model(x), y)
         if not torch.isfinite(loss):
             bar.close()
-            raise NonFiniteLoss(f"loss is {float(loss)} at step {step} of {cfg.experiment}/{cfg.profile}; "
+            raise NonFiniteLoss(f"loss is {loss.item()} at step {step} of {cfg.experiment}/{cfg.profile}; "
                                 f"last good checkpoint: {ckpt if ckpt.exists() else 'none'} (kept). "
                                 "Lower lr or enable grad_clip.")
         opt.zero_grad(set_to_none=True)

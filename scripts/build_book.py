@@ -58,9 +58,11 @@ def filter_toc(node, book: Path, missing: list[str]):
             if isinstance(item, dict) and "file" in item and source_file(book, item["file"]) is None:
                 missing.append(item["file"])
                 continue
+            kids = ("chapters", "sections", "parts")
+            had_kids = isinstance(item, dict) and any(k in item for k in kids)
             item = filter_toc(item, book, missing)
-            if isinstance(item, dict) and "chapters" in item and not item["chapters"] and "file" not in item:
-                continue  # a part left with no chapters
+            if had_kids and "file" not in item and not any(k in item for k in kids):
+                continue  # a part whose chapters are all missing
             out.append(item)
         return out
     if isinstance(node, dict):
@@ -94,7 +96,14 @@ def stage(book: Path, src: Path) -> tuple[list[Path], list[str]]:
     missing entries."""
     if src.exists():
         shutil.rmtree(src)
-    ignore = shutil.ignore_patterns("_build", ".ipynb_checkpoints", "*.ipynb", "__pycache__", "mathjax")
+    common = shutil.ignore_patterns("_build", ".ipynb_checkpoints", "*.ipynb", "__pycache__")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = set(common(folder, names))
+        if Path(folder) == book / "_static":
+            skip.add("mathjax")  # staged under _offline/ below
+        return skip
+
     shutil.copytree(book, src, ignore=ignore)
     mathjax = book / "_static" / "mathjax"
     if mathjax.is_dir():

@@ -13,8 +13,8 @@ Which ops preserve the network's function exactly (tested in tests/test_evolutio
     the other messages into the target by n/(n+1).
   - `prune`: with `aggregate="sum"` when the removed W_C is zero.
   - `split`: the parent's neurons are divided between parent and child and the child inherits the
-    parent's in- and out-edges, so f_parent' + f_child = f_parent. That is exact (up to LayerNorm's eps
-    in the OL) for a cluster whose edges keep their kind (e.g. an isolated cluster, or the last cluster with
+    parent's in- and out-edges, so f_parent' + f_child = f_parent. Σ_i f_i is then unchanged (the OL
+    reads it through LayerNorm(mean), so the logits agree up to LayerNorm's eps) for a cluster whose edges keep their kind (e.g. an isolated cluster, or the last cluster with
     feedforward in-edges under `aggregate="sum"`). In general the child's higher index turns some inherited
     edges into another kind, and the mean's 1/n changes, so it is not function-preserving.
 """
