@@ -160,7 +160,7 @@ class ExperimentConfig:
 
 # ---- experiments x profiles ---------------------------------------------------------------------
 # Each entry is a set of overrides on the defaults above. Keep `full` within ~30 min per run on 2 cores.
-_CIFAR_FULL = dict(budget_s=300.0, epochs=30.0, eval_every=400)
+_CIFAR_FULL = dict(budget_s=300.0, epochs=100.0, eval_every=400)  # 5 min of training per model
 EXPERIMENTS: dict[str, dict[str, dict]] = {
     # chapter 2: watch evolution happen on a small CIFAR-10 slice (every mechanism fires often)
     "evolution": {

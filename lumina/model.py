@@ -189,53 +189,51 @@ def forward_reference(model: LuminaNet, X: torch.Tensor, trace: dict | None = No
 
 # ---- fast executor: one batched op per feedforward level ---------------------------------------
 class _Plan:
-    """Index tensors for the fast executor, derived from the topology once per topology change."""
+    """The fast executor's schedule, derived from the topology once per topology change.
+
+    For each level and pass, every target's in-edges are padded to the level's largest in-degree D, so the
+    CL of the whole level is one bmm: (k, B, D*d) @ (k, D*d, d), the sum over edges happening inside the
+    matmul (no scatter/index_add, whose CPU backward is slow). Padding slots read a zero signal through a
+    zero matrix."""
 
     def __init__(self, model: LuminaNet):
         g = model.graph
         self.levels = g.levels()
         self.order = [i for lvl in self.levels for i in lvl]  # level-major position of every cluster
-        pos = {i: k for k, i in enumerate(self.order)}
-        self.pos = pos
-        self.bounds = [0]
-        for lvl in self.levels:
-            self.bounds.append(self.bounds[-1] + len(lvl))
+        self.pos = {i: k for k, i in enumerate(self.order)}
         self.slots = [torch.tensor([g.clusters[i].slot for i in lvl]) for lvl in self.levels]
-        self.pass1, self.pass2 = [], []
-        for lvl in self.levels:
-            local = {i: k for k, i in enumerate(lvl)}
-            ff = [e for i in lvl for e in g.in_edges(i) if e.kind == "feedforward"]
-            al = [e for i in lvl for e in g.in_edges(i)]
-            n1 = {i: sum(1 for e in ff if e.dst == i) for i in lvl}
-            n2 = {i: sum(1 for e in al if e.dst == i) for i in lvl}
-            self.pass1.append(self._edges(model, ff, local, n1, lambda e: pos[e.src]))
-            # pass 2 reads cat(pass-2 outputs of earlier levels, all pass-1 outputs)
-            off = self.bounds[len(self.pass2)]
-            self.pass2.append(self._edges(model, al, local, n2, lambda e: pos[e.src] if e.src < e.dst else off + pos[e.src]))
-        self.order_index = torch.tensor([pos[i] for i in g.ids])  # level-major -> id order
+        self.pass1 = [self._edges(model, lvl, lambda e: e.kind == "feedforward") for lvl in self.levels]
+        self.pass2 = [self._edges(model, lvl, lambda e: True) for lvl in self.levels]
+        self.order_index = torch.tensor([self.pos[i] for i in g.ids])  # level-major -> id order
 
-    @staticmethod
-    def _edges(model, edges, local, n, src_row):
-        if not edges:
+    def _edges(self, model, lvl, keep):
+        ins = [[e for e in model.graph.in_edges(i) if keep(e)] for i in lvl]
+        D = max(len(x) for x in ins)
+        if D == 0:
             return None
-        return {"keys": [ekey(e.src, e.dst) for e in edges], "src": torch.tensor([src_row(e) for e in edges]),
-                "dst": torch.tensor([local[e.dst] for e in edges]),
-                "coef": torch.tensor([model._coef(n[e.dst]) for e in edges], dtype=torch.float32).view(-1, 1, 1)}
+        # per target, D (source, key, from_pass2) triples; None = padding
+        slots = [[(self.pos[e.src], ekey(e.src, e.dst), e.src < e.dst) for e in x] + [None] * (D - len(x)) for x in ins]
+        coef = torch.tensor([model._coef(len(x)) if x else 0.0 for x in ins]).view(-1, 1, 1)
+        return {"slots": slots, "D": D, "coef": coef}
 
 
-def _messages(p, plan_edges, sources: torch.Tensor, k: int, B: int, d: int) -> torch.Tensor:
-    """All edges into one level: s (k, B, d) = Σ_edges coef · W_C f_src, as one bmm and one index_add."""
-    W = torch.stack([p[key] for key in plan_edges["keys"]])  # (n_E, d, d)
-    msg = torch.bmm(sources.index_select(0, plan_edges["src"]), W.transpose(1, 2))  # (n_E, B, d)
-    return torch.zeros(k, B, d, dtype=msg.dtype).index_add(0, plan_edges["dst"], msg * plan_edges["coef"])
+def _messages(p, pe, read, B: int, d: int, zeros_f: torch.Tensor, zeros_w: torch.Tensor) -> torch.Tensor:
+    """s for one level (k, B, d): Σ_edges coef · W_C f_src as one bmm over padded in-edge lists."""
+    k, D = len(pe["slots"]), pe["D"]
+    F_src = torch.stack([zeros_f if t is None else read(t[0], t[2]) for row in pe["slots"] for t in row])  # (k*D, B, d)
+    W = torch.stack([zeros_w if t is None else p[t[1]] for row in pe["slots"] for t in row])  # (k*D, d_out, d_in)
+    F_src = F_src.view(k, D, B, d).transpose(1, 2).reshape(k, B, D * d)
+    W = W.view(k, D, d, d).transpose(2, 3).reshape(k, D * d, d)  # rows: (edge, d_in), cols: d_out
+    return torch.bmm(F_src, W) * pe["coef"]
 
 
 def forward_fast(model: LuminaNet, X: torch.Tensor) -> torch.Tensor:
     if model._plan is None:
         model._plan = _Plan(model)
-    plan, p, g = model._plan, model.p, model.graph
+    plan, p = model._plan, model.p
     B, d = X.shape[0], model.d_hidden
     Xs = X.transpose(0, 1)  # (n_slots, B, d_in)
+    zeros_f, zeros_w = X.new_zeros(B, d), X.new_zeros(d, d)
     packed = []
     for lvl, slots in zip(plan.levels, plan.slots):  # pack once per forward, reused by both passes
         W_in = pad_sequence([p[ckey(i, "w_in")] for i in lvl], batch_first=True)  # (k, m_max, d_in)
@@ -250,15 +248,15 @@ def forward_fast(model: LuminaNet, X: torch.Tensor) -> torch.Tensor:
         pre = E if S is None else E + torch.bmm(S, Ut)  # padded neurons stay exactly 0: gelu(0) = 0
         return torch.baddbmm(b_out, F.gelu(pre), V)  # (k, B, d)
 
-    f1 = []
-    for L, (E, Ut, V, b_out) in enumerate(packed):
-        k, pe = len(plan.levels[L]), plan.pass1[L]
-        S = None if pe is None else _messages(p, pe, torch.cat(f1), k, B, d)
-        f1.append(run_level(E, Ut, V, b_out, S))
-    F1 = torch.cat(f1)  # (n_clusters, B, d), level-major
-    f2 = []
-    for L, (E, Ut, V, b_out) in enumerate(packed):
-        k, pe = len(plan.levels[L]), plan.pass2[L]
-        S = None if pe is None else _messages(p, pe, torch.cat(f2 + [F1]), k, B, d)
-        f2.append(run_level(E, Ut, V, b_out, S))
-    return torch.cat(f2).index_select(0, plan.order_index)  # back to id order
+    # per-cluster outputs as views of their level's output, indexed by level-major position
+    f1: list[torch.Tensor] = []
+    for L, (E, Ut, V, b_out) in enumerate(packed):  # pass 1: feedforward sources, all in earlier levels
+        pe = plan.pass1[L]
+        S = None if pe is None else _messages(p, pe, lambda pos, _: f1[pos], B, d, zeros_f, zeros_w)
+        f1.extend(run_level(E, Ut, V, b_out, S).unbind(0))
+    f2: list[torch.Tensor] = []
+    for L, (E, Ut, V, b_out) in enumerate(packed):  # pass 2: lower ids' pass-2 output, the rest pass 1
+        pe = plan.pass2[L]
+        S = None if pe is None else _messages(p, pe, lambda pos, low: f2[pos] if low else f1[pos], B, d, zeros_f, zeros_w)
+        f2.extend(run_level(E, Ut, V, b_out, S).unbind(0))
+    return torch.stack([f2[k] for k in plan.order_index.tolist()])  # back to id order

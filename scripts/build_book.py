@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"profile={args.profile}: {len(notebooks)} chapter notebook(s), staged in {src}")
     for nb in notebooks:
         rel = nb.relative_to(book)
+        log(f"{rel}: running (profile={args.profile}) ...")
         t0 = time.perf_counter()
         try:
             execute(nb, src / rel, args.profile, args.timeout)
