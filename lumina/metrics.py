@@ -34,6 +34,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prepare, batch_
 
 
 def count_params(model: nn.Module) -> int:
+    """Trainable parameters; for LuminaNet without the zero padding of its packed storage."""
+    if hasattr(model, "count_params"):
+        return model.count_params()
     return sum(p.numel() for p in model.parameters())
 
 

@@ -18,10 +18,14 @@ Two executors compute exactly this:
     per-cluster parameters are packed once per forward and reused by both passes, and all edges into a
     level are one `bmm` plus one `index_add`.
 
-Parameters are stored per cluster and per edge (keys `c{id}_w_in`, ..., `e{src}_{dst}`), so evolution ops
-can add and remove them one by one and Adam state can follow every surviving tensor (`lumina.optim`).
-Neuron-indexed tensors all have the neuron on dim 0: w_in (m, d_in), b_in (m,), u (m, d_hidden),
-v (m, d_hidden); b_out (d_hidden,); edge weight (d_hidden, d_hidden).
+Storage. Evolution speaks of parameters per cluster and per edge (`params_dict()`: keys `c{id}_w_in`, ...,
+`e{src}_{dst}`; neuron-indexed tensors have the neuron on dim 0: w_in (m, d_in), b_in (m,), u (m, d_hidden),
+v (m, d_hidden); b_out (d_hidden,); an edge's W_C (d_hidden, d_hidden)). The module itself stores them packed
+per feedforward level (`L{n}_w_in` (k, m_max, d_in), ...; see `Plan`), zero-padded, so the fast executor
+reads each level's parameters as one tensor and backward accumulates one gradient per level, not per
+cluster. Padding stays exactly zero: its gradients are zero by construction (a padded neuron has zero
+input and output weights; a padded edge slot reads a zero signal). Packing is redone only when the
+topology changes (`set_topology`).
 """
 from __future__ import annotations
 
@@ -30,7 +34,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pad_sequence
 
 from .topology import Graph
 
@@ -107,8 +110,7 @@ class LuminaNet(nn.Module):
 
     # ---- topology ------------------------------------------------------------------------------
     def set_topology(self, graph: Graph, params: dict[str, torch.Tensor]) -> None:
-        """Install a (graph, parameters) pair. Tensors that already are Parameters are kept as the same
-        objects, so their optimizer state survives (see lumina.optim.carry_over)."""
+        """Install a (graph, per-cluster parameters) pair: validate, plan, pack."""
         graph.validate()
         expected = {ckey(c, k) for c in graph.clusters for k in (*NEURON_KEYS, "b_out")}
         expected |= {ekey(s, d) for (s, d) in graph.edges}
@@ -120,12 +122,24 @@ class LuminaNet(nn.Module):
                 if params[ckey(c.id, k)].shape[0] != c.size:
                     raise ValueError(f"{ckey(c.id, k)} has {params[ckey(c.id, k)].shape[0]} rows, cluster {c.id} has {c.size} neurons")
         self.graph = graph
-        self.p = nn.ParameterDict({k: v if isinstance(v, nn.Parameter) else nn.Parameter(v.detach().clone())
-                                   for k, v in params.items()})
-        self._plan = None  # the fast executor's schedule, rebuilt lazily
+        self._plan = Plan(graph, self)
+        self.p = nn.ParameterDict({k: nn.Parameter(v) for k, v in self._plan.pack(params).items()})
 
-    def params_dict(self) -> dict[str, nn.Parameter]:
-        return dict(self.p.items())
+    def params_dict(self) -> dict[str, torch.Tensor]:
+        """Per-cluster and per-edge parameters as detached copies (what evolution ops work on)."""
+        with torch.no_grad():
+            return {k: v.clone() for k, v in self._plan.unpack(dict(self.p.items())).items()}
+
+    def count_params(self) -> int:
+        """The network's parameters, without the zero padding of the packed storage."""
+        g, d = self.graph, self.d_hidden
+        per_neuron = self.d_in + 1 + 2 * d
+        cl = sum(c.size * per_neuron + d for c in g.clusters.values()) + len(g.edges) * d * d
+        return cl + sum(p.numel() for n, p in self.named_parameters() if not n.startswith("p."))
+
+    def cluster_views(self) -> dict[str, torch.Tensor]:
+        """Per-cluster and per-edge parameters as differentiable views of the packed storage."""
+        return self._plan.unpack(dict(self.p.items()))
 
     # ---- inputs --------------------------------------------------------------------------------
     def encode_inputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +178,7 @@ class LuminaNet(nn.Module):
 def forward_reference(model: LuminaNet, X: torch.Tensor, trace: dict | None = None) -> torch.Tensor:
     """X (B, n_slots, d_in) -> pass-2 outputs (n_clusters, B, d_hidden) in id order.
     `trace`, when given, receives per-cluster s2, h2, f1, f2 (s2 with retain_grad) for the evolution probe."""
-    g, p = model.graph, model.p
+    g, p = model.graph, model.cluster_views()
     e = {i: F.gelu(F.linear(X[:, c.slot], p[ckey(i, "w_in")], p[ckey(i, "b_in")])) for i, c in g.clusters.items()}
 
     def cluster(i: int, sources: list[tuple[int, torch.Tensor]]):
@@ -188,75 +202,107 @@ def forward_reference(model: LuminaNet, X: torch.Tensor, trace: dict | None = No
 
 
 # ---- fast executor: one batched op per feedforward level ---------------------------------------
-class _Plan:
-    """The fast executor's schedule, derived from the topology once per topology change.
+class Plan:
+    """Packed layout and schedule for one topology.
 
-    For each level and pass, every target's in-edges are padded to the level's largest in-degree D, so the
-    CL of the whole level is one bmm: (k, B, D*d) @ (k, D*d, d), the sum over edges happening inside the
-    matmul (no scatter/index_add, whose CPU backward is slow). Padding slots read a zero signal through a
-    zero matrix."""
+    Clusters are grouped by feedforward level (`Graph.levels`); level L holds k clusters padded to the
+    level's largest size m. Each target's in-edges are listed feedforward first and padded to the level's
+    largest in-degree D, so the CL of a whole level is one bmm: (k, B, D*d) @ (k, D*d, d), the sum over
+    edges happening inside the matmul. Packed tensors of level L:
+        L{L}_w_in (k, m, d_in)   L{L}_b_in (k, 1, m)   L{L}_ut (k, d, m) = U^T   L{L}_v (k, m, d)
+        L{L}_b_out (k, 1, d)     L{L}_wt (k, D*d, d): block s of target t = W_C^T of its s-th in-edge
+    """
 
-    def __init__(self, model: LuminaNet):
-        g = model.graph
-        self.levels = g.levels()
-        self.order = [i for lvl in self.levels for i in lvl]  # level-major position of every cluster
+    def __init__(self, graph: Graph, model: "LuminaNet"):
+        self.d_in, self.d = model.d_in, model.d_hidden
+        self.levels = graph.levels()
+        self.order = [i for lvl in self.levels for i in lvl]
         self.pos = {i: k for k, i in enumerate(self.order)}
-        self.slots = [torch.tensor([g.clusters[i].slot for i in lvl]) for lvl in self.levels]
-        self.pass1 = [self._edges(model, lvl, lambda e: e.kind == "feedforward") for lvl in self.levels]
-        self.pass2 = [self._edges(model, lvl, lambda e: True) for lvl in self.levels]
-        self.order_index = torch.tensor([self.pos[i] for i in g.ids])  # level-major -> id order
+        self.where = {i: (L, t) for L, lvl in enumerate(self.levels) for t, i in enumerate(lvl)}
+        self.sizes = [max(graph.clusters[i].size for i in lvl) for lvl in self.levels]
+        self.slots = [torch.tensor([graph.clusters[i].slot for i in lvl]) for lvl in self.levels]
+        self.edge_at: dict[tuple[int, int], tuple[int, int, int]] = {}  # edge -> (level, target, slot)
+        self.inputs = []  # per level: per target, [(src position, src < dst, feedforward)]
+        self.D1, self.D2, self.coef1, self.coef2 = [], [], [], []
+        for L, lvl in enumerate(self.levels):
+            rows = []
+            for t, i in enumerate(lvl):
+                ins = sorted(graph.in_edges(i), key=lambda e: (e.kind != "feedforward", e.src))
+                for s, e in enumerate(ins):
+                    self.edge_at[(e.src, e.dst)] = (L, t, s)
+                rows.append([(self.pos[e.src], e.src < e.dst, e.kind == "feedforward") for e in ins])
+            n1 = [sum(ff for *_, ff in r) for r in rows]
+            self.inputs.append(rows)
+            self.D1.append(max(n1))
+            self.D2.append(max(len(r) for r in rows))
+            self.coef1.append(torch.tensor([model._coef(n) if n else 0.0 for n in n1]).view(-1, 1, 1))
+            self.coef2.append(torch.tensor([model._coef(len(r)) if r else 0.0 for r in rows]).view(-1, 1, 1))
+        self.order_index = [self.pos[i] for i in graph.ids]
+        self.graph = graph
 
-    def _edges(self, model, lvl, keep):
-        ins = [[e for e in model.graph.in_edges(i) if keep(e)] for i in lvl]
-        D = max(len(x) for x in ins)
-        if D == 0:
-            return None
-        # per target, D (source, key, from_pass2) triples; None = padding
-        slots = [[(self.pos[e.src], ekey(e.src, e.dst), e.src < e.dst) for e in x] + [None] * (D - len(x)) for x in ins]
-        coef = torch.tensor([model._coef(len(x)) if x else 0.0 for x in ins]).view(-1, 1, 1)
-        return {"slots": slots, "D": D, "coef": coef}
+    def _views(self, packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        d, out = self.d, {}
+        for i, (L, t) in self.where.items():
+            m = self.graph.clusters[i].size
+            out[ckey(i, "w_in")] = packed[f"L{L}_w_in"][t, :m]
+            out[ckey(i, "b_in")] = packed[f"L{L}_b_in"][t, 0, :m]
+            out[ckey(i, "u")] = packed[f"L{L}_ut"][t, :, :m].T
+            out[ckey(i, "v")] = packed[f"L{L}_v"][t, :m]
+            out[ckey(i, "b_out")] = packed[f"L{L}_b_out"][t, 0]
+        for (j, i), (L, t, s) in self.edge_at.items():
+            out[ekey(j, i)] = packed[f"L{L}_wt"][t, s * d:(s + 1) * d].T
+        return out
 
+    def unpack(self, packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Packed tensors (parameters, or optimizer moments of the same shapes) -> per-cluster/edge views."""
+        return self._views(packed)
 
-def _messages(p, pe, read, B: int, d: int, zeros_f: torch.Tensor, zeros_w: torch.Tensor) -> torch.Tensor:
-    """s for one level (k, B, d): Σ_edges coef · W_C f_src as one bmm over padded in-edge lists."""
-    k, D = len(pe["slots"]), pe["D"]
-    F_src = torch.stack([zeros_f if t is None else read(t[0], t[2]) for row in pe["slots"] for t in row])  # (k*D, B, d)
-    W = torch.stack([zeros_w if t is None else p[t[1]] for row in pe["slots"] for t in row])  # (k*D, d_out, d_in)
-    F_src = F_src.view(k, D, B, d).transpose(1, 2).reshape(k, B, D * d)
-    W = W.view(k, D, d, d).transpose(2, 3).reshape(k, D * d, d)  # rows: (edge, d_in), cols: d_out
-    return torch.bmm(F_src, W) * pe["coef"]
+    def pack(self, per_name: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-cluster/edge tensors -> freshly allocated, zero-padded packed tensors."""
+        d, packed = self.d, {}
+        for L, lvl in enumerate(self.levels):
+            k, m, D = len(lvl), self.sizes[L], self.D2[L]
+            packed.update({f"L{L}_w_in": torch.zeros(k, m, self.d_in), f"L{L}_b_in": torch.zeros(k, 1, m),
+                           f"L{L}_ut": torch.zeros(k, d, m), f"L{L}_v": torch.zeros(k, m, d),
+                           f"L{L}_b_out": torch.zeros(k, 1, d)})
+            if D:
+                packed[f"L{L}_wt"] = torch.zeros(k, D * d, d)
+        with torch.no_grad():
+            for name, view in self._views(packed).items():
+                view.copy_(per_name[name])
+        return packed
 
 
 def forward_fast(model: LuminaNet, X: torch.Tensor) -> torch.Tensor:
-    if model._plan is None:
-        model._plan = _Plan(model)
+    """X (B, n_slots, d_in) -> pass-2 outputs (n_clusters, B, d_hidden) in id order, one level at a time."""
     plan, p = model._plan, model.p
     B, d = X.shape[0], model.d_hidden
     Xs = X.transpose(0, 1)  # (n_slots, B, d_in)
-    zeros_f, zeros_w = X.new_zeros(B, d), X.new_zeros(d, d)
-    packed = []
-    for lvl, slots in zip(plan.levels, plan.slots):  # pack once per forward, reused by both passes
-        W_in = pad_sequence([p[ckey(i, "w_in")] for i in lvl], batch_first=True)  # (k, m_max, d_in)
-        b_in = pad_sequence([p[ckey(i, "b_in")] for i in lvl], batch_first=True)  # (k, m_max)
-        U = pad_sequence([p[ckey(i, "u")] for i in lvl], batch_first=True)  # (k, m_max, d)
-        V = pad_sequence([p[ckey(i, "v")] for i in lvl], batch_first=True)  # (k, m_max, d)
-        b_out = torch.stack([p[ckey(i, "b_out")] for i in lvl]).unsqueeze(1)  # (k, 1, d)
-        E = F.gelu(torch.baddbmm(b_in.unsqueeze(1), Xs.index_select(0, slots), W_in.transpose(1, 2)))  # (k, B, m_max)
-        packed.append((E, U.transpose(1, 2), V, b_out))
+    zeros = X.new_zeros(B, d)  # the signal of a padded edge slot
 
-    def run_level(E, Ut, V, b_out, S):
-        pre = E if S is None else E + torch.bmm(S, Ut)  # padded neurons stay exactly 0: gelu(0) = 0
-        return torch.baddbmm(b_out, F.gelu(pre), V)  # (k, B, d)
+    def cl(L: int, srcs: list, D: int, coef: torch.Tensor, read) -> torch.Tensor | None:
+        """s of level L (k, B, d): per target, its first D in-edges' signals side by side, times W_C^T blocks."""
+        if D == 0:
+            return None
+        pieces = [read(r) if r is not None else zeros for row in srcs for r in (row + [None] * D)[:D]]
+        F_src = torch.stack(pieces, 1).view(B, len(srcs), D * d).transpose(0, 1)  # (k, B, D*d)
+        return torch.bmm(F_src, p[f"L{L}_wt"][:, : D * d]) * coef
 
-    # per-cluster outputs as views of their level's output, indexed by level-major position
-    f1: list[torch.Tensor] = []
-    for L, (E, Ut, V, b_out) in enumerate(packed):  # pass 1: feedforward sources, all in earlier levels
-        pe = plan.pass1[L]
-        S = None if pe is None else _messages(p, pe, lambda pos, _: f1[pos], B, d, zeros_f, zeros_w)
-        f1.extend(run_level(E, Ut, V, b_out, S).unbind(0))
+    def level(L: int, E: torch.Tensor, S: torch.Tensor | None) -> torch.Tensor:
+        pre = E if S is None else E + torch.bmm(S, p[f"L{L}_ut"])  # padded neurons stay exactly 0
+        return torch.baddbmm(p[f"L{L}_b_out"], F.gelu(pre), p[f"L{L}_v"])  # (k, B, d)
+
+    # IL once per forward, reused by both passes: (k, B, m)
+    E = [F.gelu(torch.baddbmm(p[f"L{L}_b_in"], Xs.index_select(0, plan.slots[L]), p[f"L{L}_w_in"].transpose(1, 2)))
+         for L in range(len(plan.levels))]
+    f1: list[torch.Tensor] = []  # per-cluster outputs (views), by level-major position
+    for L, rows in enumerate(plan.inputs):  # pass 1: feedforward sources only (all in earlier levels)
+        srcs = [[(pos, low) if ff else None for pos, low, ff in r] for r in rows]
+        S = cl(L, srcs, plan.D1[L], plan.coef1[L], lambda r: f1[r[0]])
+        f1.extend(level(L, E[L], S).unbind(0))
     f2: list[torch.Tensor] = []
-    for L, (E, Ut, V, b_out) in enumerate(packed):  # pass 2: lower ids' pass-2 output, the rest pass 1
-        pe = plan.pass2[L]
-        S = None if pe is None else _messages(p, pe, lambda pos, low: f2[pos] if low else f1[pos], B, d, zeros_f, zeros_w)
-        f2.extend(run_level(E, Ut, V, b_out, S).unbind(0))
-    return torch.stack([f2[k] for k in plan.order_index.tolist()])  # back to id order
+    for L, rows in enumerate(plan.inputs):  # pass 2: lower ids' pass-2 output, ids >= i their pass-1 output
+        srcs = [[(pos, low) for pos, low, _ in r] for r in rows]
+        S = cl(L, srcs, plan.D2[L], plan.coef2[L], lambda r: f2[r[0]] if r[1] else f1[r[0]])
+        f2.extend(level(L, E[L], S).unbind(0))
+    return torch.stack([f2[k] for k in plan.order_index])  # back to id order

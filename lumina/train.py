@@ -23,7 +23,7 @@ from .checkpoint import CheckpointError, load_checkpoint, restore_optimizer, sav
 from .config import ExperimentConfig
 from .evolution.policy import EvolutionPolicy
 from .model import LuminaNet
-from .optim import carry_over, make_optimizer
+from .optim import carry_over, make_optimizer, named_moments
 from .results import provenance, result_dir, runs_root, save_result
 from .topology import Graph
 
@@ -139,8 +139,8 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
 
     if resume and ckpt.exists():
         c = load_checkpoint(ckpt, cfg)
-        if is_lumina:
-            model.set_topology(Graph.from_json(c["topology"]), {k[2:]: v for k, v in c["model"].items() if k.startswith("p.")})
+        if is_lumina:  # rebuild the evolved graph first, then fill in the weights
+            model = build_model(cfg, graph=Graph.from_json(c["topology"]))
         model.load_state_dict(c["model"])
         opt = make_optimizer(model, t.lr, t.weight_decay)
         restore_optimizer(opt, model, c["opt"])
@@ -205,9 +205,9 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
             px, py = task.batch(probe, probe_gen)
             change = policy.evolve(model, px, py, task.loss, step)
             if change is not None:
-                old = model.params_dict()
+                moments = named_moments(opt, model)  # taken in the old packing
                 model.set_topology(change.graph, change.params)
-                opt = carry_over(opt, old, model, change.lineage)
+                opt = carry_over(opt, moments, model, change)
         train_s += time.perf_counter() - tic
         bar.update(1)
         if step % t.eval_every == 0 or step == total:

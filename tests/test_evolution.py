@@ -7,7 +7,7 @@ from lumina.config import resolve
 from lumina.evolution import ops
 from lumina.evolution.policy import EvolutionPolicy
 from lumina.model import ckey, ekey, forward_reference
-from lumina.optim import carry_over, make_optimizer
+from lumina.optim import carry_over, make_optimizer, named_moments
 from lumina.topology import Graph, TopologyError
 from tests.helpers import image_model, random_graph
 
@@ -20,7 +20,9 @@ def install(m, change):
 
 
 def n_params(m):
-    return sum(p.numel() for p in m.parameters())
+    n = m.count_params()
+    assert n == sum(t.numel() for t in m.params_dict().values()) + sum(p.numel() for k, p in m.named_parameters() if not k.startswith("p."))
+    return n
 
 
 def outputs(m, x):
@@ -46,7 +48,7 @@ def test_grow_adds_neurons_and_preserves_the_function(x):
 def test_reduce_of_silent_neurons_is_exact(x):
     m = image_model(random_graph(seed=2))
     with torch.no_grad():
-        m.p[ckey(4, "v")][:2] = 0  # neurons 0, 1 have no output
+        m.cluster_views()[ckey(4, "v")][:2] = 0  # neurons 0, 1 have no output
     before, m4 = outputs(m, x), m.graph.clusters[4].size
     install(m, ops.reduce(m.graph, m.params_dict(), 4, list(range(2, m4))))
     assert m.graph.clusters[4].size == m4 - 2
@@ -118,6 +120,7 @@ def test_ops_keep_invariants_and_do_not_mutate_inputs(op):
     g = random_graph(seed=5)
     m = image_model(g)
     snapshot, params = g.to_json(), m.params_dict()
+    copies = {k: v.clone() for k, v in params.items()}
     src, dst = next(iter(g.edges))
     free = next((j, i) for j in g.ids for i in g.ids if (j, i) not in g.edges)
     ch = {"grow": lambda: ops.grow(g, params, 0, 3, D_IN, D),
@@ -125,7 +128,8 @@ def test_ops_keep_invariants_and_do_not_mutate_inputs(op):
           "split": lambda: ops.split(g, params, 0, [0]),
           "connect": lambda: ops.connect(g, params, *free, D),
           "prune": lambda: ops.prune(g, params, src, dst)}[op]()
-    assert g.to_json() == snapshot and params == m.params_dict()  # pure
+    assert g.to_json() == snapshot  # pure: neither the graph nor any input tensor changed
+    assert set(params) == set(copies) and all(torch.equal(params[k], copies[k]) for k in params)
     ch.graph.validate()  # no dangling edges, feedforward edges go up
     assert all((e.src < e.dst) == (e.kind == "feedforward") for e in ch.graph.edges.values())
     image_model(ch.graph).set_topology(ch.graph, ch.params)  # parameters match the topology
@@ -151,29 +155,47 @@ def test_optimizer_state_carries_over_bit_identically():
         opt.zero_grad()
         torch.nn.functional.cross_entropy(m(x), y).backward()
         opt.step()
-    old = m.params_dict()
-    saved = {n: {k: v.clone() for k, v in opt.state[p].items()} for n, p in old.items()}
-    ch = ops.grow(m.graph, old, 2, 4, D_IN, D)  # rows: the old m, then 4 fresh
+    before = named_moments(opt, m)
+    saved = {k: {n: t.clone() for n, t in v.items()} for k, v in before.items()}
+    base = m.params_dict()
+    ch = ops.Change(m.graph, base, origin=base)
+    ch = ops.compose(ch, ops.grow(ch.graph, ch.params, 2, 4, D_IN, D))  # rows: the old m, then 4 fresh
     ch = ops.compose(ch, ops.split(ch.graph, ch.params, 2, [0, 1]))  # old rows 0, 1 move to the child
-    install(m, ch)
-    new_opt = carry_over(opt, old, m, ch.lineage)
-    new = m.params_dict()
-    survivors = [n for n, p in new.items() if n in old and p is old[n]]
+    ch = ops.compose(ch, ops.connect(ch.graph, ch.params, 3, 1, D))
+    m.set_topology(ch.graph, ch.params)  # a different packing: levels and paddings change
+    new_opt = carry_over(opt, before, m, ch)
+    after = named_moments(new_opt, m)
+    survivors = [n for n, t in ch.params.items() if t is base.get(n)]
     assert len(survivors) > 10
-    for n in survivors:  # untouched tensors: moments bit-identical
-        for k in ("exp_avg", "exp_avg_sq", "step"):
-            assert torch.equal(new_opt.state[new[n]][k], saved[n][k]), n
-    child = m.graph.next_id - 1
     for k in ("exp_avg", "exp_avg_sq"):
-        old_u = saved[ckey(2, "u")][k]
-        assert torch.equal(new_opt.state[new[ckey(child, "u")]][k], old_u[[0, 1]])  # the child's rows
-        parent = new_opt.state[new[ckey(2, "u")]][k]
+        for n in survivors:  # untouched tensors: moments bit-identical
+            assert torch.equal(after[k][n], saved[k][n]), n
+        child = m.graph.next_id - 1
+        old_u = saved[k][ckey(2, "u")]
+        assert torch.equal(after[k][ckey(child, "u")], old_u[[0, 1]])  # the child's rows
+        parent = after[k][ckey(2, "u")]
         assert torch.equal(parent[:-4], old_u[2:]) and torch.all(parent[-4:] == 0)  # kept rows, fresh rows
-    assert new[ckey(child, "b_out")] not in new_opt.state  # fresh tensor: no state
+        assert torch.all(after[k][ekey(3, 1)] == 0) and torch.all(after[k][ckey(child, "b_out")] == 0)  # fresh
+    for p in m.p.values():  # padding carries no moments
+        assert p in new_opt.state
     # and training goes on
     new_opt.zero_grad()
     torch.nn.functional.cross_entropy(m(x), y).backward()
     new_opt.step()
+
+
+def test_padding_stays_zero_during_training():
+    m = image_model(random_graph(seed=7))
+    opt = make_optimizer(m, 1e-2, 0.1)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+    views = m.params_dict()
+    repacked = m._plan.pack(views)
+    for name, p in m.p.items():
+        assert torch.equal(p.detach(), repacked[name]), name  # everything outside the views is still 0
 
 
 def _run_policy(seed):

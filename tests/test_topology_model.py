@@ -83,7 +83,7 @@ def test_two_pass_semantics_by_hand():
     g.add_edge(1, 1)   # recurrent
     m = image_model(g, d_hidden=4)
     X = m.encode_inputs(torch.randn(2, 3, 32, 32))
-    p = m.p
+    p = m.cluster_views()
     gelu = torch.nn.functional.gelu
     e = {i: gelu(X[:, i] @ p[f"c{i}_w_in"].T + p[f"c{i}_b_in"]) for i in (0, 1)}
     out = lambda i, s: gelu(e[i] + s @ p[f"c{i}_u"].T) @ p[f"c{i}_v"] + p[f"c{i}_b_out"]

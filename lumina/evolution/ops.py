@@ -35,6 +35,7 @@ class Change:
     graph: Graph
     params: Params
     lineage: dict[str, tuple[str, torch.Tensor | None]] = field(default_factory=dict)
+    origin: Params | None = None  # the parameters the event started from (survivors are these objects)
 
 
 def _check_cluster(graph: Graph, cid: int) -> None:
@@ -159,4 +160,4 @@ def compose(a: Change, b: Change) -> Change:
             lin[name] = (src, rows)
         elif name in a.lineage and t is a.params.get(name):
             lin[name] = a.lineage[name]
-    return Change(b.graph, b.params, lin)
+    return Change(b.graph, b.params, lin, a.origin if a.origin is not None else a.params)

@@ -69,18 +69,19 @@ class EvolutionPolicy:
 
     @torch.no_grad()
     def observe(self, model: LuminaNet, step: int) -> None:
-        """Update each cluster's load from the gradients just computed (call after backward)."""
+        """Update each cluster's load from the gradients just computed (call after backward): the norm of
+        its IL, NL and CL-output gradients per sqrt(neuron), read from the packed per-level gradients."""
         if not self.cfg.evolve or step % self.cfg.load_every:
             return
-        ids = model.graph.ids
-        tensors = [model.p[ckey(i, k)].grad for i in ids for k in ("u", "v", "w_in")]
-        if any(t is None for t in tensors):
-            return
-        norms = torch._foreach_norm(tensors)
-        a = self.cfg.load_ema
-        for n, i in enumerate(ids):
-            sq = sum(float(x) ** 2 for x in norms[3 * n:3 * n + 3]) ** 0.5 / model.graph.clusters[i].size ** 0.5
-            self.load[i] = a * self.load.get(i, sq) + (1 - a) * sq
+        plan, a = model._plan, self.cfg.load_ema
+        for L, lvl in enumerate(plan.levels):
+            grads = [model.p[f"L{L}_{k}"].grad for k in ("w_in", "ut", "v")]
+            if any(t is None for t in grads):
+                return
+            sq = sum(t.pow(2).flatten(1).sum(1) for t in grads)  # (k,)
+            for t, i in enumerate(lvl):
+                v = float(sq[t]) ** 0.5 / model.graph.clusters[i].size ** 0.5
+                self.load[i] = a * self.load.get(i, v) + (1 - a) * v
 
     # ---- one event -----------------------------------------------------------------------------
     def evolve(self, model: LuminaNet, probe_x: torch.Tensor, probe_y: torch.Tensor, loss_fn, step: int) -> ops.Change | None:
@@ -93,7 +94,8 @@ class EvolutionPolicy:
         loss_fn(model.readout(f2), probe_y).backward()
         model.zero_grad(set_to_none=True)  # the probe's gradients are not a training step
 
-        change = ops.Change(g, model.params_dict())
+        base = model.params_dict()
+        change = ops.Change(g, base, origin=base)
         n_events = len(self.events)
 
         def apply(new: ops.Change):
