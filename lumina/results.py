@@ -103,3 +103,16 @@ def find_results(experiment: str, profile: str) -> list[dict]:
     """Every stored result of an experiment/profile (for tables across widths, seeds, models)."""
     base = results_root() / experiment / profile
     return [json.loads(f.read_text()) for f in sorted(base.glob("*/result.json"))]
+
+
+def artifacts(cfg: ExperimentConfig) -> dict:
+    """A stored LuminaNet run's final topology (Graph) and event log (list of dicts)."""
+    from .topology import Graph
+
+    d = result_dir(cfg)
+    out = {"dir": d, "topology": None, "events": []}
+    if (d / "topology.json").exists():
+        out["topology"] = Graph.from_json((d / "topology.json").read_text())
+    if (d / "events.jsonl").exists():
+        out["events"] = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines() if line]
+    return out

@@ -110,7 +110,7 @@ def lr_at(progress: float, cfg) -> float:
 
 
 def _progress_bar(total: int, desc: str):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
     disable = os.environ.get("LUMINA_PROGRESS", "1") == "0" or os.environ.get("CI") == "true"
     return tqdm(total=total, desc=desc, disable=disable, mininterval=2.0)

@@ -7,6 +7,7 @@ feedforward (grey, solid) / feedback (orange, dashed) / recurrent (red self-loop
 from __future__ import annotations
 
 import html
+import re
 
 import matplotlib.pyplot as plt
 
@@ -79,14 +80,17 @@ def pyvis_html(g: Graph, events: list[dict] | None = None, height: str = "520px"
         col, style = EDGE_STYLE[e.kind]
         net.add_edge(e.src, e.dst, color=col, dashes=style == "dashed", title=f"{e.kind}, born at step {e.born}")
     net.toggle_physics(False)
-    return net.generate_html()
+    # pyvis 0.3.2 links Bootstrap from a CDN even with cdn_resources="in_line"; the graph does not need it
+    return re.sub(r'<(link|script)[^>]*cdn\.jsdelivr\.net[^>]*>(\s*</script>)?', "", net.generate_html())
 
 
 def iframe(page: str, height: int = 540):
     """Embed a standalone HTML page in a notebook/book through an iframe `srcdoc` (renders offline)."""
     from IPython.display import HTML
 
-    return HTML(f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{height}px;border:1px solid #ddd"></iframe>')
+    # wrapped in a div: IPython warns about a bare <iframe> in HTML(), and the book treats warnings as errors
+    return HTML(f'<div><iframe srcdoc="{html.escape(page, quote=True)}" '
+                f'style="width:100%;height:{height}px;border:1px solid #ddd"></iframe></div>')
 
 
 def show_topology(g: Graph, events: list[dict] | None = None, save_html: str | None = None):
