@@ -135,7 +135,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
     total = max(1, int(round(t.epochs * steps_per_epoch)))
     run_dir = Path(run_dir) if run_dir else runs_root() / cfg.experiment / cfg.profile / cfg.key()
     ckpt = run_dir / "checkpoint.safetensors"
-    step, train_s, perm, history = 0, 0.0, None, []
+    step, train_s, perm, history, running = 0, 0.0, None, [], None
 
     if resume and ckpt.exists():
         c = load_checkpoint(ckpt, cfg)
@@ -145,7 +145,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
         opt = make_optimizer(model, t.lr, t.weight_decay)
         restore_optimizer(opt, model, c["opt"])
         st = c["state"]
-        step, train_s, history = st["step"], st["train_s"], st["history"]
+        step, train_s, history, running = st["step"], st["train_s"], st["history"], st["running"]
         perm = c["rng"]["perm"].long()
         data_gen.set_state(c["rng"]["data_gen"])
         probe_gen.set_state(c["rng"]["probe_gen"])
@@ -154,7 +154,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
             policy.load_state_dict(st["policy"])
 
     def checkpoint():
-        state = {"step": step, "train_s": train_s, "history": history,
+        state = {"step": step, "train_s": train_s, "history": history, "running": running,
                  "policy": policy.state_dict() if policy else None}
         rng = {"perm": perm if perm is not None else torch.zeros(0, dtype=torch.int64), "data_gen": data_gen.get_state(),
                "probe_gen": probe_gen.get_state(), "torch": torch.get_rng_state()}
@@ -170,7 +170,6 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
     bar = _progress_bar(total, f"{cfg.experiment}:{cfg.model.arch}")
     bar.update(step)
     model.train()
-    running = None
     while step < total and not (t.budget_s and train_s >= t.budget_s):
         if stop_after and step >= stop_after:
             checkpoint()
