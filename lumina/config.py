@@ -188,6 +188,15 @@ EXPERIMENTS: dict[str, dict[str, dict]] = {
         "full": dict(dataset="cifar10", arch="lenet5", **_CIFAR_FULL),
         "paper": dict(dataset="cifar10", arch="lenet5", epochs=200.0, eval_every=1950),
     },
+    # chapter 7: ablations on CIFAR-10 (half budget, one thread each so two can run side by side)
+    "cifar10_ablation": {
+        "smoke": dict(dataset="cifar10", train_subset=1024, test_subset=512, d_hidden=16, init_size=16, m_max=24,
+                      grow_n=8, epochs=1.0, batch_size=64, evolve_every=4, load_every=2, min_edge_age=8,
+                      eval_every=8, probe_batch=64),
+        "full": dict(dataset="cifar10", d_hidden=32, budget_s=150.0, epochs=100.0, eval_every=400, threads=1,
+                     max_neurons=3072, max_clusters=48),
+        "paper": dict(dataset="cifar10", d_hidden=32, epochs=200.0, evolve_every=390, min_edge_age=1200, eval_every=1950),
+    },
     # unit tests: synthetic images, no data needed
     "synthetic": {
         "smoke": dict(dataset="synthetic", train_subset=512, test_subset=256, d_hidden=8, init_size=8, m_max=12,

@@ -23,7 +23,23 @@ def cifar10_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
     return {"luminanet": lumina, "baselines": base}
 
 
+ABLATIONS = {  # name -> overrides of the cifar10_ablation experiment
+    "evolved from scratch": {},
+    "dense start": {"init_connect": "dense"},
+    "evolution off": {"evolve": False},
+    "no split": {"split": False},
+    "no grow": {"grow": False, "reduce": False},
+    "no connect": {"connect": False},
+}
+
+
+def ablation_runs(profile: str) -> dict[str, ExperimentConfig]:
+    names = list(ABLATIONS) if profile != "smoke" else ["evolved from scratch", "dense start"]
+    return {n: resolve("cifar10_ablation", profile, **ABLATIONS[n]) for n in names}
+
+
 RUN_SETS = {
+    "cifar10_ablation": lambda profile: list(ablation_runs(profile).values()),
     "cifar10": lambda profile: [c for group in cifar10_runs(profile).values() for c in group],
     "cifar10_baselines": lambda profile: cifar10_runs(profile)["baselines"],
     "cifar10_luminanet": lambda profile: cifar10_runs(profile)["luminanet"],

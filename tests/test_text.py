@@ -151,6 +151,30 @@ def test_local_loading_order(tmp_path):
     assert load_stories("validation", root=folder) == ["A validation story."]
 
 
+def test_hub_fallback_when_folder_missing(tmp_path, monkeypatch):
+    """No local folder and online(): the stories come from datasets.load_dataset (faked here), repaired."""
+    import datasets
+
+    import lumina.data.text as text_data
+
+    rows = [{"text": "  Tom said \u00e2\u20ac\u0153hi\u00e2\u20ac.  \n\nThe end.  "}, {"text": "Two."}, {"text": " "}]
+    calls = []
+
+    class Stream:
+        def take(self, n):
+            return rows[:n]
+
+    def fake_load_dataset(name, split, streaming=False):
+        calls.append((name, split, streaming))
+        return Stream() if streaming else {"text": [r["text"] for r in rows]}
+
+    monkeypatch.setattr(text_data, "online", lambda: True)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    assert load_stories("train", root=tmp_path / "absent") == ["Tom said \u201chi\u201d.\nThe end.", "Two."]
+    assert load_stories("validation", n_stories=1, root=tmp_path / "absent") == ["Tom said \u201chi\u201d.\nThe end."]
+    assert calls == [("roneneldan/TinyStories", "train", False), ("roneneldan/TinyStories", "validation", True)]
+
+
 def test_mojibake_repair():
     assert repair_mojibake("He said, \u00e2\u20ac\u0153Hi!\u00e2\u20ac and left.") == "He said, \u201cHi!\u201d and left."
     assert repair_mojibake("It\u00e2\u20ac\u2122s caf\u00c3\u00a9") == "It\u2019s caf\u00e9"
@@ -304,3 +328,17 @@ def test_gpt2_trains_one_step(corpus):
         opt.step()
     with torch.no_grad():
         assert float(task.loss(model(x), y)) < before
+
+
+def test_gpt2_state_dict_safetensors_round_trip(tmp_path):
+    """Tied embedding/LM head: stored once (safetensors refuses shared tensors), re-tied on load."""
+    from safetensors.torch import load_file, save_file
+
+    a, b = build_gpt2(300, 8, 16, seed=0), build_gpt2(300, 8, 16, seed=1)
+    sd = a.state_dict()
+    assert "lm.lm_head.weight" not in sd and "lm.transformer.wte.weight" in sd
+    save_file({k: v.contiguous() for k, v in sd.items()}, tmp_path / "w.safetensors")
+    b.load_state_dict(load_file(tmp_path / "w.safetensors"))
+    x = torch.randint(0, 300, (2, 8))
+    assert torch.equal(a(x), b(x))
+    assert b.lm.lm_head.weight is b.lm.transformer.wte.weight

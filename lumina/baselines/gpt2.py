@@ -33,6 +33,25 @@ class GPT2Baseline(nn.Module):
         self.lm = GPT2LMHeadModel(config)
         self.vocab_size, self.context = config.vocab_size, config.n_positions
         self.full_sequence = full_sequence
+        # The LM head shares its weight with the token embedding (GPT-2's tying). safetensors refuses shared
+        # tensors, so the state dict holds the shared matrix once (as the embedding) and loading re-ties it.
+        self.register_state_dict_post_hook(GPT2Baseline._drop_tied)
+        self.register_load_state_dict_pre_hook(GPT2Baseline._fill_tied)
+
+    TIED, SOURCE = "lm.lm_head.weight", "lm.transformer.wte.weight"
+
+    def _tied(self) -> bool:
+        return self.lm.lm_head.weight is self.lm.transformer.wte.weight
+
+    @staticmethod
+    def _drop_tied(module, state_dict, prefix, local_metadata) -> None:
+        if module._tied():
+            state_dict.pop(prefix + GPT2Baseline.TIED, None)
+
+    @staticmethod
+    def _fill_tied(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors) -> None:
+        if module._tied() and prefix + GPT2Baseline.SOURCE in state_dict:
+            state_dict.setdefault(prefix + GPT2Baseline.TIED, state_dict[prefix + GPT2Baseline.SOURCE])
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         if idx.ndim != 2:
