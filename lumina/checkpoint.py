@@ -67,6 +67,27 @@ def save_network(model, cfg: ExperimentConfig, folder: Path) -> None:
     _atomic_save_file(dict(model.state_dict()), folder / "weights.safetensors", {"config_key": cfg.key()})
 
 
+def save_weights(model, cfg: ExperimentConfig, path: Path) -> None:
+    """A baseline's trained weights (safetensors), tagged with its config key."""
+    _atomic_save_file(dict(model.state_dict()), path, {"config_key": cfg.key()})
+
+
+def load_weights(cfg: ExperimentConfig, path: Path):
+    """Rebuild a baseline from its config and fill in stored weights; refuses weights of another config."""
+    from .train import build_model  # noqa: avoid an import cycle
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            key = (f.metadata() or {}).get("config_key")
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+    if key != cfg.key():
+        raise CheckpointError(f"{path} holds weights of config {key}, not {cfg.key()}")
+    model = build_model(cfg)
+    _load_state(model, load_file(path), path)
+    return model
+
+
 def load_network(folder: Path, cfg: ExperimentConfig | None = None):
     """Rebuild a saved LuminaNet. With `cfg`, refuse a network saved under a different model config."""
     from .train import build_model  # noqa: avoid an import cycle

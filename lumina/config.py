@@ -145,10 +145,17 @@ class ExperimentConfig:
             errs.append(f"tokenizer={m.tokenizer!r}; valid: 'bpe', 'gpt2'")
         if d.dataset not in ("cifar10", "tinystories", "synthetic"):
             errs.append(f"dataset={d.dataset!r}; valid: 'cifar10', 'tinystories', 'synthetic'")
-        if m.arch != "luminanet":
+        if m.arch == "gpt2":
+            if d.dataset != "tinystories":
+                errs.append("arch='gpt2' is a language model: it needs dataset='tinystories'")
+            elif m.d_hidden % 4:
+                errs.append(f"arch='gpt2' uses 4 heads: d_hidden={m.d_hidden} must be divisible by 4")
+        elif m.arch != "luminanet":
             from .baselines import BASELINES
             if m.arch not in BASELINES:
-                errs.append(f"arch={m.arch!r}; valid: 'luminanet', {', '.join(map(repr, BASELINES))}")
+                errs.append(f"arch={m.arch!r}; valid: 'luminanet', 'gpt2', {', '.join(map(repr, BASELINES))}")
+            elif d.dataset == "tinystories":
+                errs.append(f"arch={m.arch!r} is an image classifier; with dataset='tinystories' use 'luminanet' or 'gpt2'")
         if e.m_min > m.init_size:
             errs.append(f"m_min={e.m_min} exceeds init_size={m.init_size}")
         if e.warmup_frac + e.freeze_frac > 1:
@@ -196,6 +203,30 @@ EXPERIMENTS: dict[str, dict[str, dict]] = {
         "full": dict(dataset="cifar10", d_hidden=32, budget_s=150.0, epochs=100.0, eval_every=400, threads=1,
                      max_neurons=3072, max_clusters=48),
         "paper": dict(dataset="cifar10", d_hidden=32, epochs=200.0, evolve_every=390, min_edge_age=1200, eval_every=1950),
+    },
+    # chapter 5: TinyStories next-token prediction. Every model sees the same windows (token budget =
+    # steps x batch windows of context+1 tokens); no label smoothing, so perplexities are comparable.
+    "tinystories": {
+        "smoke": dict(dataset="tinystories", vocab_size=512, context=8, d_embed=16, d_hidden=32, init_size=16,
+                      m_max=24, grow_n=8, train_subset=20000, test_subset=1000, epochs=0.1, batch_size=32,
+                      evolve_every=8, load_every=2, min_edge_age=8, eval_every=30, probe_batch=32, label_smoothing=0.0,
+                      augment=False, max_in_degree=3),
+        "full": dict(dataset="tinystories", context=16, d_embed=64, d_hidden=128, init_size=64, epochs=0.054,
+                     batch_size=64, test_subset=20000, eval_every=500, evolve_every=50, min_edge_age=150,
+                     max_in_degree=4, max_neurons=3072, max_clusters=48, label_smoothing=0.0, augment=False,
+                     threads=1, probe_batch=128),
+        "paper": dict(dataset="tinystories", context=64, d_embed=128, d_hidden=384, init_size=128, epochs=1.0,
+                      batch_size=128, n_stories=0, evolve_every=500, min_edge_age=1500, eval_every=5000,
+                      label_smoothing=0.0, augment=False, max_in_degree=6),
+    },
+    # chapter 5: the single-layer GPT-2-style Transformer, same tokenizer, windows and budget (width = d_hidden)
+    "tinystories_baseline": {
+        "smoke": dict(dataset="tinystories", arch="gpt2", vocab_size=512, context=8, d_hidden=32, train_subset=20000,
+                      test_subset=1000, epochs=0.1, batch_size=32, eval_every=30, label_smoothing=0.0, augment=False),
+        "full": dict(dataset="tinystories", arch="gpt2", context=16, d_hidden=128, epochs=0.054, batch_size=64,
+                     test_subset=20000, eval_every=500, label_smoothing=0.0, augment=False, threads=1),
+        "paper": dict(dataset="tinystories", arch="gpt2", context=64, d_hidden=384, epochs=1.0, batch_size=128,
+                      eval_every=5000, label_smoothing=0.0, augment=False),
     },
     # unit tests: synthetic images, no data needed
     "synthetic": {

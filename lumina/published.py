@@ -38,7 +38,20 @@ def ablation_runs(profile: str) -> dict[str, ExperimentConfig]:
     return {n: resolve("cifar10_ablation", profile, **ABLATIONS[n]) for n in names}
 
 
+TEXT_WIDTHS = (128, 256, 384)  # the paper's TinyStories widths
+
+
+def tinystories_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
+    """LuminaNet at the paper's widths (two seeds at 384, for the convergence claim) and the 1-layer GPT-2."""
+    if profile == "smoke":
+        return {"luminanet": [resolve("tinystories", "smoke")], "baselines": [resolve("tinystories_baseline", "smoke")]}
+    lumina = [resolve("tinystories", profile, d_hidden=d) for d in TEXT_WIDTHS]
+    lumina.append(resolve("tinystories", profile, d_hidden=TEXT_WIDTHS[-1], seed=1))
+    return {"luminanet": lumina, "baselines": [resolve("tinystories_baseline", profile)]}
+
+
 RUN_SETS = {
+    "tinystories": lambda profile: [c for group in tinystories_runs(profile).values() for c in group],
     "cifar10_ablation": lambda profile: list(ablation_runs(profile).values()),
     "cifar10": lambda profile: [c for group in cifar10_runs(profile).values() for c in group],
     "cifar10_baselines": lambda profile: cifar10_runs(profile)["baselines"],

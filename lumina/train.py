@@ -19,13 +19,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import metrics, stats
-from .checkpoint import CheckpointError, load_checkpoint, restore_optimizer, save_checkpoint, save_network
+from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, save_network, save_weights
 from .config import ExperimentConfig
 from .evolution.policy import EvolutionPolicy
 from .model import LuminaNet
 from .optim import carry_over, make_optimizer, named_moments
 from .results import provenance, result_dir, runs_root, save_result
 from .topology import Graph
+
+
+SMALL_MODEL = 5_000_000  # baselines up to this many parameters store their trained weights with the result
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -87,6 +90,10 @@ def make_task(cfg: ExperimentConfig):
 
 def build_model(cfg: ExperimentConfig, graph: Graph | None = None, task=None) -> nn.Module:
     m = cfg.model
+    if m.arch == "gpt2":  # the 1-layer GPT-2 baseline of the TinyStories chapter; width = d_hidden
+        from .baselines.gpt2 import build_gpt2
+
+        return build_gpt2(cfg.data.vocab_size, m.context, m.d_hidden, n_head=4, full_sequence=True, seed=cfg.train.seed)
     if m.arch != "luminanet":
         from .baselines import build_baseline
 
@@ -135,7 +142,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
     total = max(1, int(round(t.epochs * steps_per_epoch)))
     run_dir = Path(run_dir) if run_dir else runs_root() / cfg.experiment / cfg.profile / cfg.key()
     ckpt = run_dir / "checkpoint.safetensors"
-    step, train_s, perm, history, running = 0, 0.0, None, [], None
+    step, train_s, perm, history, running, evolve_s = 0, 0.0, None, [], None, 0.0
 
     if resume and ckpt.exists():
         c = load_checkpoint(ckpt, cfg)
@@ -146,6 +153,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
         restore_optimizer(opt, model, c["opt"])
         st = c["state"]
         step, train_s, history, running = st["step"], st["train_s"], st["history"], st["running"]
+        evolve_s = st.get("evolve_s", 0.0)
         perm = c["rng"]["perm"].long()
         data_gen.set_state(c["rng"]["data_gen"])
         probe_gen.set_state(c["rng"]["probe_gen"])
@@ -154,7 +162,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
             policy.load_state_dict(st["policy"])
 
     def checkpoint():
-        state = {"step": step, "train_s": train_s, "history": history, "running": running,
+        state = {"step": step, "train_s": train_s, "history": history, "running": running, "evolve_s": evolve_s,
                  "policy": policy.state_dict() if policy else None}
         rng = {"perm": perm if perm is not None else torch.zeros(0, dtype=torch.int64), "data_gen": data_gen.get_state(),
                "probe_gen": probe_gen.get_state(), "torch": torch.get_rng_state()}
@@ -194,12 +202,15 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
         if t.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip, foreach=True)
         if policy is not None:
+            t_ev = time.perf_counter()
             policy.observe(model, step)
+            evolve_s += time.perf_counter() - t_ev
         opt.step()
         step += 1
         lv = loss.item()
         running = lv if running is None else 0.98 * running + 0.02 * lv
         if policy is not None and policy.due(step, progress):
+            t_ev = time.perf_counter()
             probe = torch.randint(0, task.n_train, (cfg.evolution.probe_batch,), generator=probe_gen)
             px, py = task.batch(probe, probe_gen)
             change = policy.evolve(model, px, py, task.loss, step)
@@ -207,6 +218,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
                 moments = named_moments(opt, model)  # taken in the old packing
                 model.set_topology(change.graph, change.params)
                 opt = carry_over(opt, moments, model, change)
+            evolve_s += time.perf_counter() - t_ev  # policy, ops, re-packing and optimizer carry-over
         train_s += time.perf_counter() - tic
         bar.update(1)
         if step % t.eval_every == 0 or step == total:
@@ -230,12 +242,15 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
     }
     if is_lumina:
         result["topology_stats"] = stats.summary(model.graph)
+        result["evolve_s"] = evolve_s  # share of train_s spent in evolution (policy, ops, carry-over)
         result["event_counts"] = {op: sum(e.op == op for e in policy.events)
                                   for op in ("split", "grow", "reduce", "connect", "prune")}
     if save:
         events = [e.to_dict() for e in policy.events] if policy else None
         if is_lumina:
             save_network(model, cfg, result_dir(cfg) / "network")
+        elif metrics.count_params(model) <= SMALL_MODEL:  # small baselines keep their weights (samples, reuse)
+            save_weights(model, cfg, result_dir(cfg) / "weights.safetensors")
         result["dir"] = str(save_result(cfg, result, model.graph.to_json() if is_lumina else None, events))
     result["model"] = model  # in-memory convenience for notebooks; not stored
     return result
