@@ -1,0 +1,40 @@
+"""Every benchmark of the efficiency chapter, in one command:
+
+    python -m benchmarks            # executor speed-up, FLOP/s vs matmul, LM compute/memory, run summaries
+
+Figures measured side by side in one process (or, for memory, in fresh subprocesses) are written as JSON
+under benchmarks/results/ and read by book/chapters/08_efficiency.ipynb. The run summaries (CIFAR-10 epoch
+times, evolution overhead) are read from the stored results of the full profile.
+"""
+import json
+from pathlib import Path
+
+from . import executor, flops_rate, lm_compare
+
+
+def run_summaries(out="benchmarks/results/runs.json"):
+    from lumina.published import cifar10_runs
+    from lumina.results import load_result
+
+    rows = []
+    for cfg in [c for g in cifar10_runs("full").values() for c in g]:
+        r = load_result(cfg)
+        if r is None:
+            continue
+        rows.append({"arch": cfg.model.arch, "d_hidden": cfg.model.d_hidden, "seed": cfg.train.seed,
+                     "train_s": r["train_s"], "epochs": r["epochs_done"], "s_per_epoch": r["train_s"] / max(r["epochs_done"], 1e-9),
+                     "evolve_s": r.get("evolve_s"), "evolve_share": (r["evolve_s"] / r["train_s"]) if r.get("evolve_s") is not None else None,
+                     "threads": r["provenance"]["hardware"]["torch_threads"]})
+        x = rows[-1]
+        print(f"{x['arch']:>10} d={x['d_hidden']:<4} s{x['seed']}: {x['s_per_epoch']:8.1f} s/epoch"
+              + (f", evolution {100 * x['evolve_share']:.1f}% of training time" if x["evolve_share"] is not None else ""))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps({"rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    print("== fast executor vs reference loop (2 threads) =="); executor.main(["--threads", "2"])
+    print("== achieved FLOP/s vs dense matmul (1 thread) =="); flops_rate.main(["--threads", "1"])
+    print("== LuminaNet vs 1-layer GPT-2 (1 thread, fresh processes) =="); lm_compare.main([])
+    print("== stored CIFAR-10 runs =="); run_summaries()

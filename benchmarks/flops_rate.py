@@ -1,0 +1,79 @@
+"""Achieved FLOP/s of a LuminaNet training step vs a dense matmul doing the same FLOPs (the machine's limit).
+
+    python -m benchmarks.flops_rate [--threads 1]
+
+The training step's FLOPs are counted by FlopCounterMode (forward + backward); the reference is one square
+float32 matmul sized to the same FLOPs, timed on the same thread count. Topologies: the initial 12-cluster
+CIFAR-10 network and evolved-looking ones with 48 and 96 clusters.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lumina.model import LuminaNet
+from lumina.topology import Graph
+from tests.helpers import image_model, random_graph
+
+
+def timed(fn, reps):
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--out", default="benchmarks/results/flops_rate.json")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    nets = {"initial 12 NCs, d_hidden 64": LuminaNet(Graph.initial(12, 64), d_in=256, d_hidden=64, n_out=10)}
+    for n in (48, 96):
+        nets[f"evolved-like {n} NCs, d_hidden 64"] = image_model(
+            random_graph(n_slots=12, size=48, n_splits=n - 12, n_edges=3 * n, seed=n), d_hidden=64)
+    x, y = torch.randn(a.batch, 3, 32, 32), torch.randint(0, 10, (a.batch,))
+    rows = []
+    for name, m in nets.items():
+        opt = torch.optim.AdamW(m.parameters(), fused=True)
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(m(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        with FlopCounterMode(display=False) as fc:
+            step()
+        flops = fc.get_total_flops()
+        t_step = timed(step, a.reps)
+        n = max(64, round((flops / 2) ** (1 / 3)))  # square matmul with the same FLOPs: 2 n^3
+        A, B = torch.randn(n, n), torch.randn(n, n)
+        t_mm = timed(lambda: A @ B, a.reps) * flops / (2 * n ** 3)
+        rows.append({"network": name, "gflop_per_step": flops / 1e9, "step_ms": 1e3 * t_step,
+                     "achieved_gflops": flops / t_step / 1e9, "matmul_gflops": flops / t_mm / 1e9, "share_of_matmul": t_mm / t_step})
+        r = rows[-1]
+        print(f"{name:<34} {r['gflop_per_step']:6.2f} GFLOP/step  {r['step_ms']:7.1f} ms  {r['achieved_gflops']:6.1f} GFLOP/s  "
+              f"matmul {r['matmul_gflops']:6.1f} GFLOP/s  -> {100 * r['share_of_matmul']:.0f}% of the matmul rate")
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps({"threads": a.threads, "batch": a.batch, "torch": torch.__version__,
+                                       "machine": platform.processor() or platform.machine(), "rows": rows}, indent=1))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
