@@ -8,29 +8,24 @@ three kinds, sizes 32-96. Each figure is the median of repeated timed steps (for
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
-from pathlib import Path
 
 import torch
+
+from .common import median_time, write_json
 
 from tests.helpers import image_model, random_graph
 
 
 def step_time(model, x, y, executor, reps):
     opt = torch.optim.AdamW(model.parameters(), fused=True)
-    times = []
-    for k in range(reps + 3):
-        t = time.perf_counter()
+
+    def step():
         loss = torch.nn.functional.cross_entropy(model(x, executor), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if k >= 3:  # warm-up steps are not timed
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+
+    return median_time(step, reps)
 
 
 def main(argv=None):
@@ -55,11 +50,7 @@ def main(argv=None):
                 rows.append(row)
                 print(f"{n_clusters:>8} {d:>8} {batch:>6} {row['edges']:>6} {row['levels']:>6} {row['reference_ms']:>13.1f} "
                       f"{row['fast_ms']:>9.1f} {row['speedup']:>8.2f}x")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"threads": a.threads, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-                               "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    write_json(a.out, threads=a.threads, rows=rows)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,6 @@ CIFAR-10 network and evolved-looking ones with 48 and 96 clusters.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -22,16 +17,7 @@ from lumina.model import LuminaNet
 from lumina.topology import Graph
 from tests.helpers import image_model, random_graph
 
-
-def timed(fn, reps):
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+from .common import median_time, write_json
 
 
 def main(argv=None):
@@ -60,19 +46,16 @@ def main(argv=None):
         with FlopCounterMode(display=False) as fc:
             step()
         flops = fc.get_total_flops()
-        t_step = timed(step, a.reps)
+        t_step = median_time(step, a.reps)
         n = max(64, round((flops / 2) ** (1 / 3)))  # square matmul with the same FLOPs: 2 n^3
         A, B = torch.randn(n, n), torch.randn(n, n)
-        t_mm = timed(lambda: A @ B, a.reps) * flops / (2 * n ** 3)
+        t_mm = median_time(lambda: A @ B, a.reps) * flops / (2 * n ** 3)
         rows.append({"network": name, "gflop_per_step": flops / 1e9, "step_ms": 1e3 * t_step,
                      "achieved_gflops": flops / t_step / 1e9, "matmul_gflops": flops / t_mm / 1e9, "share_of_matmul": t_mm / t_step})
         r = rows[-1]
         print(f"{name:<34} {r['gflop_per_step']:6.2f} GFLOP/step  {r['step_ms']:7.1f} ms  {r['achieved_gflops']:6.1f} GFLOP/s  "
               f"matmul {r['matmul_gflops']:6.1f} GFLOP/s  -> {100 * r['share_of_matmul']:.0f}% of the matmul rate")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"threads": a.threads, "batch": a.batch, "torch": torch.__version__,
-                                       "machine": platform.processor() or platform.machine(), "rows": rows}, indent=1))
-    print(f"wrote {a.out}")
+    write_json(a.out, threads=a.threads, batch=a.batch, rows=rows)
 
 
 if __name__ == "__main__":

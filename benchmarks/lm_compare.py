@@ -18,7 +18,8 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
+
+from .common import write_json
 
 CHILD = r"""
 import json, resource, sys, time, torch
@@ -87,14 +88,7 @@ def main(argv=None):
                 r["ratio_vs_gpt2"] = {k: r[k] / gpt[k] for k in ("flops_per_token", "flops_per_token_no_head", "peak_rss_mb",
                                                                  "train_rise_mb", "tokens_per_s")}
                 print(f"LuminaNet-{r['d_hidden']} / GPT-2: " + ", ".join(f"{k} {v:.2f}" for k, v in r["ratio_vs_gpt2"].items()))
-    import platform
-
-    import torch
-
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"threads": a.threads, "steps": a.steps, "torch": torch.__version__,
-                                       "machine": platform.processor() or platform.machine(), "rows": rows}, indent=1))
-    print(f"wrote {a.out}")
+    write_json(a.out, threads=a.threads, steps=a.steps, rows=rows)
 
 
 if __name__ == "__main__":

@@ -146,15 +146,20 @@ def test_op_errors():
         ops.prune(g, p, 0, 1)
 
 
-def test_optimizer_state_carries_over_bit_identically():
-    torch.manual_seed(0)
-    m = image_model(random_graph(seed=6))
-    opt = make_optimizer(m, 1e-3, 0.01)
+def trained_briefly(m, lr, weight_decay, steps=3):
+    opt = make_optimizer(m, lr, weight_decay)
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
-    for _ in range(3):
+    for _ in range(steps):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(m(x), y).backward()
         opt.step()
+    return opt, x, y
+
+
+def test_optimizer_state_carries_over_bit_identically():
+    torch.manual_seed(0)
+    m = image_model(random_graph(seed=6))
+    opt, x, y = trained_briefly(m, lr=1e-3, weight_decay=0.01)
     before = named_moments(opt, m)
     saved = {k: {n: t.clone() for n, t in v.items()} for k, v in before.items()}
     base = m.params_dict()
@@ -186,12 +191,7 @@ def test_optimizer_state_carries_over_bit_identically():
 
 def test_padding_stays_zero_during_training():
     m = image_model(random_graph(seed=7))
-    opt = make_optimizer(m, 1e-2, 0.1)
-    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
-    for _ in range(3):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(m(x), y).backward()
-        opt.step()
+    trained_briefly(m, lr=1e-2, weight_decay=0.1)
     views = m.params_dict()
     repacked = m._plan.pack(views)
     for name, p in m.p.items():

@@ -98,21 +98,26 @@ def split(graph: Graph, params: Params, cid: int, child_neurons: list[int], step
             P[ckey(owner, k)] = params[ckey(cid, k)].detach()[rows].clone()
             lin[ckey(owner, k)] = (ckey(cid, k), rows)
     P[ckey(child.id, "b_out")] = torch.zeros_like(params[ckey(cid, "b_out")])
-    c = child.id
-    for (s, d) in list(graph.edges):
-        w = ekey(s, d)
-        new = []
-        if s == cid and d == cid:
-            new = [(cid, c), (c, cid), (c, c)]
-        elif d == cid:
-            new = [(s, c)]
-        elif s == cid:
-            new = [(c, d)]
-        for (a, b) in new:
-            g.add_edge(a, b, born=step)
-            P[ekey(a, b)] = params[w].detach().clone()
-            lin[ekey(a, b)] = (w, None)
+    for (a, b), (s, d) in inherited_edges(graph, cid, child.id):
+        g.add_edge(a, b, born=step)
+        P[ekey(a, b)] = params[ekey(s, d)].detach().clone()
+        lin[ekey(a, b)] = (ekey(s, d), None)
     return Change(g, P, lin)
+
+
+def inherited_edges(graph: Graph, parent: int, child: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The child's copies of the parent's edges, as (new edge, the edge whose W_C it copies): every in-edge
+    j->parent gives j->child, every out-edge parent->j gives child->j, a self-loop gives parent->child,
+    child->parent and child->child."""
+    out = []
+    for (s, d) in sorted(graph.edges):
+        if s == parent and d == parent:
+            out += [((parent, child), (s, d)), ((child, parent), (s, d)), ((child, child), (s, d))]
+        elif d == parent:
+            out.append(((s, child), (s, d)))
+        elif s == parent:
+            out.append(((child, d), (s, d)))
+    return out
 
 
 def connect(graph: Graph, params: Params, src: int, dst: int, d_hidden: int, step: int = 0) -> Change:

@@ -7,6 +7,7 @@ exactly, without weights.
 from __future__ import annotations
 
 from ..topology import Graph
+from .ops import inherited_edges
 
 
 def apply_event(g: Graph, e: dict) -> None:
@@ -23,17 +24,8 @@ def apply_event(g: Graph, e: dict) -> None:
         new = g.add_cluster(slot=g.clusters[parent].slot, size=e["after"][1], born=e["step"], parent=parent)
         if new.id != child:
             raise ValueError(f"event log out of order: split of {parent} should create {child}, got {new.id}")
-        for (s, d) in list(g.edges):  # same inheritance rule as lumina.evolution.ops.split
-            if s == parent and d == parent:
-                pairs = [(parent, child), (child, parent), (child, child)]
-            elif d == parent:
-                pairs = [(s, child)]
-            elif s == parent:
-                pairs = [(child, d)]
-            else:
-                pairs = []
-            for a, b in pairs:
-                g.add_edge(a, b, born=e["step"])
+        for (a, b), _ in inherited_edges(g, parent, child):  # the rule of lumina.evolution.ops.split
+            g.add_edge(a, b, born=e["step"])
     else:
         raise ValueError(f"unknown event op {op!r}")
 
