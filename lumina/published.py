@@ -51,6 +51,7 @@ def tinystories_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
 
 
 RUN_SETS = {
+    "evolution": lambda profile: [resolve("evolution", profile)],
     "tinystories": lambda profile: [c for group in tinystories_runs(profile).values() for c in group],
     "cifar10_ablation": lambda profile: list(ablation_runs(profile).values()),
     "cifar10": lambda profile: [c for group in cifar10_runs(profile).values() for c in group],
