@@ -97,11 +97,23 @@ def test_notebook_kernel_is_python3(nb_path):
         f"{nb_path.name}: kernelspec name is {spec.get('name')!r}; it must be 'python3' (the kernel of .venv)")
 
 
+def skip_without_data(nb_path: Path) -> None:
+    """Chapters list the datasets they need in their metadata (`lumina.data`); skip when one is absent."""
+    from lumina.data.common import data_root
+
+    present = {"cifar10": (data_root() / "cifar10" / "cifar-10-batches-py" / "data_batch_1").exists(),
+               "tinystories": (data_root() / "tinystories").is_dir()}
+    missing = [d for d in _load(nb_path).get("metadata", {}).get("lumina", {}).get("data", []) if not present.get(d)]
+    if missing:
+        pytest.skip(f"{nb_path.name} needs {', '.join(missing)} under LUMINA_DATA={data_root()} (see README, Data)")
+
+
 # ---- (b) papermill smoke run ---------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("nb_path", NB_PARAMS)
 def test_chapter_runs_in_smoke_profile(nb_path, tmp_path):
     pm = pytest.importorskip("papermill")
+    skip_without_data(nb_path)
     out = tmp_path / nb_path.name
     try:
         pm.execute_notebook(str(nb_path), str(out), parameters={"profile": "smoke"}, kernel_name="python3",
@@ -119,6 +131,7 @@ def test_chapter_passes_nbval_in_smoke_profile(nb_path, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     if importlib.util.find_spec("nbval") is None:
         pytest.skip("nbval is not installed (pip install -e '.[test]')")
+    skip_without_data(nb_path)
     # nbval runs a notebook as it is, and its kernel starts in the notebook's folder: inject the smoke profile
     # with papermill, and make the copy (in tmp_path) run in the source notebook's folder, as papermill does.
     prepared = tmp_path / nb_path.name
