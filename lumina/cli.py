@@ -3,6 +3,7 @@
     python -m lumina train cifar10 --profile full --set d_hidden=32 --set seed=1
     python -m lumina run-set cifar10 --profile full
     python -m lumina show cifar10 --profile full        # what is stored
+    python -m lumina report --profile full              # markdown tables of every stored result
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def _parse_sets(items: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lumina", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
+    rp = sub.add_parser("report")
+    rp.add_argument("--profile", default="full", choices=PROFILES)
     for name in ("train", "run-set", "show"):
         p = sub.add_parser(name)
         p.add_argument("name", help="experiment (train, show) or run set (run-set)")
@@ -40,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--retrain", action="store_true", help="train even if a stored result exists")
     a = ap.parse_args(argv)
     try:
-        if a.cmd == "train":
+        if a.cmd == "report":
+            from .report import report
+
+            print(report(a.profile), end="")
+        elif a.cmd == "train":
             cfg = resolve(a.name, a.profile, **_parse_sets(a.set))
             r = train_or_load(cfg, retrain=a.retrain)
             print(json.dumps({"key": cfg.key(), "metrics": r["metrics"], "train_s": r["train_s"]}))
