@@ -182,8 +182,8 @@ EXPERIMENTS: dict[str, dict[str, dict]] = {
     # chapter 3: LuminaNet on the whole CIFAR-10 (the paper's widths via d_hidden overrides)
     "cifar10": {
         "smoke": dict(dataset="cifar10", train_subset=1024, test_subset=512, d_hidden=16, init_size=16, m_max=24,
-                      grow_n=8, epochs=1.0, batch_size=64, evolve_every=4, load_every=2, min_edge_age=8,
-                      eval_every=8, probe_batch=64),
+                      grow_n=8, epochs=2.0, batch_size=64, evolve_every=4, load_every=2, min_edge_age=4,
+                      eval_every=8, probe_batch=64, prune_frac=0.8, reduce_frac=0.3),  # every op fires in seconds
         # growth bounded at 4x the initial neurons: every neuron costs step time inside the equal budget
         "full": dict(dataset="cifar10", max_neurons=3072, max_clusters=48, **_CIFAR_FULL),
         "paper": dict(dataset="cifar10", epochs=200.0, evolve_every=390, min_edge_age=1200, eval_every=1950),

@@ -133,3 +133,15 @@ def test_similarity():
     assert stats.similarity(a, a) == pytest.approx(1.0)
     assert 0 <= stats.similarity(a, b) < 1
     assert stats.similarity(a, b) == pytest.approx(stats.similarity(b, a))
+
+
+@pytest.mark.data
+def test_cifar10_smoke_run_shows_every_event_and_learns():
+    from lumina.data.common import data_root
+
+    if not (data_root() / "cifar10" / "cifar-10-batches-py" / "data_batch_1").exists():
+        pytest.skip(f"CIFAR-10 is not under LUMINA_DATA={data_root()} (see README, Data)")
+    r = train(resolve("cifar10", "smoke"), save=False, resume=False)
+    assert all(r["event_counts"][op] > 0 for op in ("split", "grow", "reduce", "connect", "prune")), r["event_counts"]
+    losses = [h["train_loss"] for h in r["history"]]
+    assert losses[-1] < losses[0]
