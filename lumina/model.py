@@ -273,8 +273,10 @@ class Plan:
         return packed
 
 
-def forward_fast(model: LuminaNet, X: torch.Tensor) -> torch.Tensor:
-    """X (B, n_slots, d_in) -> pass-2 outputs (n_clusters, B, d_hidden) in id order, one level at a time."""
+def forward_fast(model: LuminaNet, X: torch.Tensor, trace: dict | None = None) -> torch.Tensor:
+    """X (B, n_slots, d_in) -> pass-2 outputs (n_clusters, B, d_hidden) in id order, one level at a time.
+    `trace`, when given, receives what `forward_reference` records (for the evolution probe), with each
+    cluster's pass-2 CL input as ("S", "t"): row t of its level's tensor S, which retains its gradient."""
     plan, p = model._plan, model.p
     B, d = X.shape[0], model.d_hidden
     Xs = X.transpose(0, 1)  # (n_slots, B, d_in)
@@ -288,9 +290,12 @@ def forward_fast(model: LuminaNet, X: torch.Tensor) -> torch.Tensor:
         F_src = torch.stack(pieces, 1).view(B, len(srcs), D * d).transpose(0, 1)  # (k, B, D*d)
         return torch.bmm(F_src, p[f"L{L}_wt"][:, : D * d]) * coef
 
-    def level(L: int, E: torch.Tensor, S: torch.Tensor | None) -> torch.Tensor:
+    def level(L: int, E: torch.Tensor, S: torch.Tensor | None, keep: list | None = None) -> torch.Tensor:
         pre = E if S is None else E + torch.bmm(S, p[f"L{L}_ut"])  # padded neurons stay exactly 0
-        return torch.baddbmm(p[f"L{L}_b_out"], F.gelu(pre), p[f"L{L}_v"])  # (k, B, d)
+        H = F.gelu(pre)
+        if keep is not None:
+            keep.append(H)
+        return torch.baddbmm(p[f"L{L}_b_out"], H, p[f"L{L}_v"])  # (k, B, d)
 
     # IL once per forward, reused by both passes: (k, B, m)
     E = [F.gelu(torch.baddbmm(p[f"L{L}_b_in"], Xs.index_select(0, plan.slots[L]), p[f"L{L}_w_in"].transpose(1, 2)))
@@ -304,5 +309,13 @@ def forward_fast(model: LuminaNet, X: torch.Tensor) -> torch.Tensor:
     for L, rows in enumerate(plan.inputs):  # pass 2: lower ids' pass-2 output, ids >= i their pass-1 output
         srcs = [[(pos, low) for pos, low, _ in r] for r in rows]
         S = cl(L, srcs, plan.D2[L], plan.coef2[L], lambda r: f2[r[0]] if r[1] else f1[r[0]])
-        f2.extend(level(L, E[L], S).unbind(0))
+        H = [] if trace is not None else None
+        if trace is not None:  # the probe needs dL/ds for every cluster, edges or not
+            S = S if S is not None else X.new_zeros(len(rows), B, d).requires_grad_()
+            S.retain_grad()
+        f2.extend(level(L, E[L], S, H).unbind(0))
+        if trace is not None:
+            for t, i in enumerate(plan.levels[L]):
+                k = plan.pos[i]
+                trace[i] = {"S": S, "t": t, "h2": H[0][t, :, :model.graph.clusters[i].size], "f1": f1[k], "f2": f2[k]}
     return torch.stack([f2[k] for k in plan.order_index])  # back to id order

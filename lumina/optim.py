@@ -75,7 +75,8 @@ def carry_over(old_opt: torch.optim.Optimizer, old_moments: dict, model, change)
     cluster_params = {id(p) for p in model.p.values()}
     for pn, p in model.p.items():
         new_opt.state[p] = {"step": torch.tensor(step), **{k: packed[k][pn] for k in MOMENTS}}
+    alive = {id(q) for q in model.parameters()}
     for p, st in old_opt.state.items():  # embedding / OL: same objects, same state
-        if id(p) not in cluster_params and any(p is q for q in model.parameters()):
+        if id(p) not in cluster_params and id(p) in alive:
             new_opt.state[p] = st
     return new_opt

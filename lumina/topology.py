@@ -88,7 +88,9 @@ class Graph:
             del self.edges[k]
 
     def copy(self) -> "Graph":
-        return Graph.from_dict(self.to_dict())
+        return Graph(n_slots=self.n_slots, next_id=self.next_id,
+                     clusters={i: Cluster(c.id, c.slot, c.size, c.born, c.parent) for i, c in self.clusters.items()},
+                     edges={k: Edge(e.src, e.dst, e.kind, e.born) for k, e in self.edges.items()})
 
     # ---- queries ------------------------------------------------------------------------------
     @property

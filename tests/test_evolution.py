@@ -236,3 +236,23 @@ def test_policy_switches_turn_mechanisms_off():
         if ch:
             install(m, ch)
     assert not {"split", "connect"} & {e.op for e in pol.events}
+
+
+def test_fast_probe_trace_matches_the_reference_trace():
+    from lumina.evolution.policy import s2_grad
+    from lumina.model import forward_fast
+
+    m = image_model(random_graph(seed=8))
+    x, y = torch.randn(6, 3, 32, 32), torch.randint(0, 10, (6,))
+    traces = []
+    for fwd in (forward_reference, forward_fast):
+        trace = {}
+        torch.nn.functional.cross_entropy(m.readout(fwd(m, m.encode_inputs(x), trace=trace)), y).backward()
+        m.zero_grad()
+        traces.append(trace)
+    ref, fast = traces
+    assert set(ref) == set(fast) == set(m.graph.ids)
+    for i in m.graph.ids:
+        assert torch.allclose(s2_grad(ref[i]), s2_grad(fast[i]), atol=1e-6)
+        for k in ("h2", "f1", "f2"):
+            assert torch.allclose(ref[i][k], fast[i][k], atol=1e-5), (i, k)

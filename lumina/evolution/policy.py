@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import EvolutionConfig
-from ..model import LuminaNet, ckey, ekey, forward_reference
+from ..model import LuminaNet, ckey, ekey, forward_fast
 from . import ops
 
 
@@ -39,6 +39,15 @@ class Event:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def s2_grad(entry: dict) -> torch.Tensor:
+    """dL/ds_i (pass 2) from a probe trace of either executor."""
+    if "S" in entry:  # fast executor: row t of the level's S
+        g = entry["S"].grad
+        return g[entry["t"]] if g is not None else torch.zeros_like(entry["S"][entry["t"]])
+    g = entry["s2"].grad
+    return g if g is not None else torch.zeros_like(entry["s2"])
 
 
 class EvolutionPolicy:
@@ -90,7 +99,7 @@ class EvolutionPolicy:
         trace: dict = {}
         model.zero_grad(set_to_none=True)
         X = model.encode_inputs(probe_x)
-        f2 = forward_reference(model, X, trace=trace)
+        f2 = forward_fast(model, X, trace=trace)
         loss_fn(model.readout(f2), probe_y).backward()
         model.zero_grad(set_to_none=True)  # the probe's gradients are not a training step
 
@@ -167,7 +176,7 @@ class EvolutionPolicy:
         ids = [i for i in g.ids if i in trace]  # clusters that existed during the probe
         if not ids:
             return []
-        G = torch.stack([trace[i]["s2"].grad if trace[i]["s2"].grad is not None else torch.zeros_like(trace[i]["s2"]) for i in ids])
+        G = torch.stack([s2_grad(trace[i]) for i in ids])
         F1 = torch.stack([trace[i]["f1"].detach() for i in ids])
         F2 = torch.stack([trace[i]["f2"].detach() for i in ids])
         gram = lambda T: torch.bmm(T, T.transpose(1, 2)).flatten(1)  # (N, B*B)
