@@ -174,9 +174,9 @@ EXPERIMENTS: dict[str, dict[str, dict]] = {
         "smoke": dict(dataset="cifar10", train_subset=2048, test_subset=512, d_hidden=16, init_size=16, m_max=24,
                       grow_n=8, epochs=2.0, batch_size=64, evolve_every=8, load_every=2, min_edge_age=16,
                       eval_every=16, warmup_frac=0.1, reduce_frac=0.5, prune_frac=0.5, probe_batch=64),
-        "full": dict(dataset="cifar10", train_subset=10000, test_subset=2000, d_hidden=32, init_size=32, m_max=64,
-                     grow_n=16, epochs=6.0, evolve_every=40, min_edge_age=120, eval_every=100, reduce_frac=0.1,
-                     prune_frac=0.2),
+        "full": dict(dataset="cifar10", train_subset=10000, test_subset=2000, d_hidden=32, init_size=32, m_max=48,
+                     grow_n=16, epochs=20.0, evolve_every=40, min_edge_age=200, eval_every=100, reduce_frac=0.1,
+                     prune_frac=0.5, max_neurons=2048),
         "paper": dict(dataset="cifar10", d_hidden=64, init_size=64, epochs=20.0),
     },
     # chapter 3: LuminaNet on the whole CIFAR-10 (the paper's widths via d_hidden overrides)
