@@ -7,8 +7,9 @@ stored trained networks of the TinyStories chapter (LuminaNet: its evolved topol
 size, context and batch as their training runs:
   - FLOPs per predicted token: FlopCounterMode on one forward, divided by the tokens that forward predicts
     (LuminaNet: 1 per window; GPT-2: L per window, as it is trained); with and without the output head;
-  - training peak memory: the process high-water mark (ru_maxrss) after `steps` training steps, and its rise
-    over the process after building the model, optimizer and batch (what training itself adds);
+  - training peak memory: the resident set size sampled every 0.5 ms during the training steps, as the
+    process peak and as its rise over the process just before the first step (model, optimizer state not
+    yet allocated, batch built): what training itself adds (activations, gradients, AdamW moments);
   - predicted tokens per second of training steps (forward, backward, AdamW).
 Writes benchmarks/results/lm_compare.json and prints the LuminaNet/GPT-2 ratios.
 """
@@ -22,7 +23,7 @@ import sys
 from .common import write_json
 
 CHILD = r"""
-import json, resource, sys, time, torch
+import json, sys, time, torch
 from lumina.config import ExperimentConfig
 from lumina.checkpoint import load_network
 from lumina.metrics import flops_per_example
@@ -44,13 +45,23 @@ y = torch.randint(0, V, (B,) if per_window == 1 else (B, L))
 flops = flops_per_example(model, x[:1])
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 lossf = lambda out: torch.nn.functional.cross_entropy(out.reshape(-1, V), y.reshape(-1))
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import threading
+def rss_kib():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+peak, done = [rss_kib()], threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss_kib()); time.sleep(0.0005)
+rss0 = rss_kib()
+th = threading.Thread(target=sample, daemon=True); th.start()
 for k in range(steps + 2):
     if k == 2:
         t = time.perf_counter()
     loss = lossf(model(x)); opt.zero_grad(); loss.backward(); opt.step()
 dt = (time.perf_counter() - t) / steps
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+done.set(); th.join()
+rss = max(peak[0], rss_kib())
 print(json.dumps({"arch": m.arch, "d_hidden": m.d_hidden, "seed": cfg.train.seed,
                   "flops_per_token": flops / per_window, "flops_per_token_no_head": (flops - head) / per_window,
                   "peak_rss_mb": rss / 1024, "train_rise_mb": (rss - rss0) / 1024,
@@ -85,7 +96,7 @@ def main(argv=None):
     if gpt:
         for r in rows:
             if r["arch"] == "luminanet":
-                r["ratio_vs_gpt2"] = {k: r[k] / gpt[k] for k in ("flops_per_token", "flops_per_token_no_head", "peak_rss_mb",
+                r["ratio_vs_gpt2"] = {k: (r[k] / gpt[k] if gpt[k] else float("nan")) for k in ("flops_per_token", "flops_per_token_no_head", "peak_rss_mb",
                                                                  "train_rise_mb", "tokens_per_s")}
                 print(f"LuminaNet-{r['d_hidden']} / GPT-2: " + ", ".join(f"{k} {v:.2f}" for k, v in r["ratio_vs_gpt2"].items()))
     write_json(a.out, threads=a.threads, steps=a.steps, rows=rows)
