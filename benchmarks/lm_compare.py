@@ -72,7 +72,7 @@ print(json.dumps({"arch": m.arch, "d_hidden": m.d_hidden, "seed": cfg.train.seed
 
 def main(argv=None):
     from lumina.published import tinystories_runs
-    from lumina.results import load_result
+    from lumina.results import load_result, result_dir
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="full")
@@ -85,6 +85,11 @@ def main(argv=None):
     for cfg in [c for g in runs.values() for c in g if c.train.seed == 0]:
         if load_result(cfg) is None:
             print(f"skip {cfg.model.arch} d_hidden={cfg.model.d_hidden}: no stored run (python -m lumina run-set tinystories)")
+            continue
+        if cfg.model.arch == "luminanet" and not (result_dir(cfg) / "network" / "weights.safetensors").exists():
+            print(f"skip luminanet d_hidden={cfg.model.d_hidden}: its network weights are not stored here (networks over "
+                  f"50 MB are not committed; retrain with python -m lumina train tinystories --profile {a.profile} "
+                  f"--set d_hidden={cfg.model.d_hidden} --retrain)")
             continue
         out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg.to_dict()), str(a.steps), str(a.threads)],
                              capture_output=True, text=True, check=True)
