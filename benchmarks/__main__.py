@@ -1,6 +1,7 @@
 """Every benchmark of the efficiency chapter, in one command:
 
-    python -m benchmarks            # executor speed-up, FLOP/s vs matmul, LM compute/memory, run summaries
+    python -m benchmarks            # executor speed-up, FLOP/s vs matmul, step profile, LM compute/memory, runs
+    python -m benchmarks profile_step runs   # only some parts
 
 Figures measured side by side in one process (or, for memory, in fresh subprocesses) are written as JSON
 under benchmarks/results/ and read by book/chapters/08_efficiency.ipynb. The run summaries (CIFAR-10 epoch
@@ -9,7 +10,7 @@ times, evolution overhead) are read from the stored results of the full profile.
 import json
 from pathlib import Path
 
-from . import executor, flops_rate, lm_compare
+from . import executor, flops_rate, lm_compare, profile_step
 
 
 def run_summaries(out="benchmarks/results/runs.json"):
@@ -43,6 +44,8 @@ if __name__ == "__main__":
         print("== fast executor vs reference loop (2 threads) =="); executor.main(["--threads", "2"])
     if not only or "flops_rate" in only:
         print("== achieved FLOP/s vs dense matmul (1 thread) =="); flops_rate.main(["--threads", "1"])
+    if not only or "profile_step" in only:
+        print("== where a training step spends its time (1 thread) =="); profile_step.main([])
     if not only or "lm_compare" in only:
         print("== LuminaNet vs 1-layer GPT-2 (1 thread, fresh processes) =="); lm_compare.main([])
     if not only or "runs" in only:
