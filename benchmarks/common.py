@@ -8,6 +8,29 @@ import time
 from pathlib import Path
 
 
+def evolved_like(n_clusters: int, d_hidden: int):
+    """An 'evolved-looking' image LuminaNet: n clusters over the 12 patch slots, ~3 in-edges each, sizes 2-96."""
+    from tests.helpers import image_model, random_graph
+
+    g = random_graph(n_slots=12, size=48, n_splits=n_clusters - 12, n_edges=3 * n_clusters, seed=n_clusters)
+    return image_model(g, d_hidden=d_hidden)
+
+
+def training_step(model, x, y, executor: str = "fast"):
+    """A closure doing one training step (forward, backward, fused AdamW) of `model` on (x, y)."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), fused=True)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x, executor), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def median_time(fn, reps: int, warmup: int = 3) -> float:
     """Median wall time of `fn()` over `reps` calls, after `warmup` untimed calls."""
     for _ in range(warmup):

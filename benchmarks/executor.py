@@ -11,21 +11,13 @@ import argparse
 
 import torch
 
-from .common import median_time, write_json
-
 from tests.helpers import image_model, random_graph
+
+from .common import median_time, training_step, write_json
 
 
 def step_time(model, x, y, executor, reps):
-    opt = torch.optim.AdamW(model.parameters(), fused=True)
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(x, executor), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return median_time(step, reps)
+    return median_time(training_step(model, x, y, executor), reps)
 
 
 def main(argv=None):

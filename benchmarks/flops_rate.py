@@ -15,9 +15,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lumina.model import LuminaNet
 from lumina.topology import Graph
-from tests.helpers import image_model, random_graph
 
-from .common import median_time, write_json
+from .common import evolved_like, median_time, training_step, write_json
 
 
 def main(argv=None):
@@ -30,19 +29,11 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     nets = {"initial 12 NCs, d_hidden 64": LuminaNet(Graph.initial(12, 64), d_in=256, d_hidden=64, n_out=10)}
     for n in (48, 96):
-        nets[f"evolved-like {n} NCs, d_hidden 64"] = image_model(
-            random_graph(n_slots=12, size=48, n_splits=n - 12, n_edges=3 * n, seed=n), d_hidden=64)
+        nets[f"evolved-like {n} NCs, d_hidden 64"] = evolved_like(n, 64)
     x, y = torch.randn(a.batch, 3, 32, 32), torch.randint(0, 10, (a.batch,))
     rows = []
     for name, m in nets.items():
-        opt = torch.optim.AdamW(m.parameters(), fused=True)
-
-        def step():
-            loss = torch.nn.functional.cross_entropy(m(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
+        step = training_step(m, x, y)
         with FlopCounterMode(display=False) as fc:
             step()
         flops = fc.get_total_flops()

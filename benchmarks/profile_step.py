@@ -13,9 +13,7 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from tests.helpers import image_model, random_graph
-
-from .common import write_json
+from .common import evolved_like, training_step, write_json
 
 GROUPS = {"matrix products": ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm"),
           "element-wise (GELU, add, mul)": ("aten::gelu", "aten::gelu_backward", "aten::add", "aten::add_", "aten::mul",
@@ -34,16 +32,8 @@ def main(argv=None):
     ap.add_argument("--out", default="benchmarks/results/profile_step.json")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    m = image_model(random_graph(n_slots=12, size=48, n_splits=a.clusters - 12, n_edges=3 * a.clusters, seed=a.clusters),
-                    d_hidden=a.d_hidden)
     x, y = torch.randn(a.batch, 3, 32, 32), torch.randint(0, 10, (a.batch,))
-    opt = torch.optim.AdamW(m.parameters(), fused=True)
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(m(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    step = training_step(evolved_like(a.clusters, a.d_hidden), x, y)
 
     for _ in range(3):
         step()
