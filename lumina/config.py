@@ -99,7 +99,6 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExperimentConfig":
-        sections = {f.name: f.type for f in fields(cls)}
         kw = {}
         for name, cls_ in (("model", ModelConfig), ("evolution", EvolutionConfig), ("train", TrainConfig), ("data", DataConfig)):
             known = {f.name for f in fields(cls_)}

@@ -8,7 +8,6 @@ Checkpoints (every `checkpoint_every` steps and at the end) hold everything need
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -152,7 +151,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None, *, save: bool = Tr
         opt = make_optimizer(model, t.lr, t.weight_decay)
         restore_optimizer(opt, model, c["opt"])
         st = c["state"]
-        step, train_s, history, running = st["step"], st["train_s"], st["history"], st["running"]
+        step, train_s, history, running = st["step"], st["train_s"], st["history"], st.get("running")
         evolve_s = st.get("evolve_s", 0.0)
         perm = c["rng"]["perm"].long()
         data_gen.set_state(c["rng"]["data_gen"])

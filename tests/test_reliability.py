@@ -1,5 +1,4 @@
 """Runs that survive being killed, a results store that is never half-read, and clear errors for bad data."""
-import json
 import os
 import signal
 import subprocess

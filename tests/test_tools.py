@@ -16,7 +16,7 @@ from lumina.evolution.replay import diff, frames, replay
 from lumina.published import RUN_SETS
 from lumina.topology import Graph
 from lumina.train import train
-from tests.helpers import image_model, random_graph
+from tests.helpers import random_graph
 
 
 @pytest.fixture(autouse=True)

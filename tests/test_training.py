@@ -1,6 +1,8 @@
 """Config/profiles, the training loop (determinism, evolution during training), save/load, results store,
 and topology statistics. Uses synthetic images: no dataset needed."""
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,8 +98,8 @@ def test_network_round_trip_gives_identical_outputs(tmp_path):
 
 def test_checkpoint_from_another_config_is_refused():
     cfg = resolve("synthetic", "smoke", epochs=1.0, threads=1)
-    r = train(cfg, save=False, resume=False)
-    ckpt = next(p for p in __import__("pathlib").Path(__import__("os").environ["LUMINA_RUNS"]).rglob("checkpoint.safetensors"))
+    train(cfg, save=False, resume=False)
+    ckpt = next(Path(os.environ["LUMINA_RUNS"]).rglob("checkpoint.safetensors"))
     with pytest.raises(CheckpointError, match="another config"):
         load_checkpoint(ckpt, resolve("synthetic", "smoke", epochs=2.0))
 

@@ -19,7 +19,6 @@ import random
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..config import EvolutionConfig
 from ..model import LuminaNet, ckey, ekey, forward_fast
