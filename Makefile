@@ -2,6 +2,7 @@
 #
 #   make book   # build the executed book into book/_build/html (PROFILE=smoke|full|paper, default full)
 #   make test   # run the test suite (tests/, notebooks included)
+#   make lab    # open the chapters in JupyterLab (the .venv kernel, LUMINA_DATA set); prints the URL
 #
 # Both create .venv on first use (python3 -m venv) and install the project with its `book` and `test`
 # extras into it; nothing is installed or registered outside .venv. Re-installation only happens when
@@ -19,6 +20,10 @@ PROFILE ?= full
 BOOK_ARGS ?=
 # Extra arguments for pytest, e.g. PYTEST_ARGS='-k hygiene'
 PYTEST_ARGS ?=
+# Extra arguments for jupyter lab, e.g. LAB_ARGS='--ip=0.0.0.0 --port=8899'
+LAB_ARGS ?=
+# JupyterLab refuses to run as root without --allow-root (containers often run as root)
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # Everything runs offline: the hub is never asked, datasets come from LUMINA_DATA.
 export HF_HUB_OFFLINE := 1
@@ -36,11 +41,12 @@ export LUMINA_DATA
 MATHJAX_VERSION := 3.2.2
 MATHJAX_DIR     := book/_static/mathjax
 
-.PHONY: help venv book test clean mathjax
+.PHONY: help venv book test lab clean mathjax
 
 help:
 	@echo "make book  [PROFILE=smoke|full|paper] [BOOK_ARGS=--no-browser]  build book/_build/html"
 	@echo "make test  [PYTEST_ARGS=...]                                    run tests/"
+	@echo "make lab   [LAB_ARGS=...]                                       JupyterLab on book/ (prints the URL)"
 	@echo "make clean                                                      remove book/_build"
 	@echo "make mathjax                                                    re-vendor MathJax $(MATHJAX_VERSION) (npm)"
 
@@ -59,6 +65,11 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests/ $(PYTEST_ARGS)
+
+# The server runs from .venv, so the notebooks' `python3` kernel is the project's interpreter; it exports
+# LUMINA_DATA (above, absolute) and HF_*_OFFLINE. Kernels start in each notebook's folder, as in the build.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --no-browser $(ALLOW_ROOT) --ServerApp.root_dir=book $(LAB_ARGS)
 
 clean:
 	rm -rf book/_build

@@ -1,4 +1,8 @@
-"""Shared by the benchmarks: median timing and the JSON they write (with the machine it ran on)."""
+"""Shared by the benchmarks: the networks they time, median timing, and where their JSON goes.
+
+A user's run writes to `benchmarks/out/` (untracked), so it never dirties the checkout; `--update` (on
+`python -m benchmarks`) writes the published figures in `benchmarks/results/` that the efficiency chapter reads.
+"""
 from __future__ import annotations
 
 import json
@@ -7,23 +11,29 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
 
-def evolved_like(n_clusters: int, d_hidden: int):
-    """An 'evolved-looking' image LuminaNet: n clusters over the 12 patch slots, ~3 in-edges each, sizes 2-96."""
-    from tests.helpers import image_model, random_graph
+from lumina.model import LuminaNet
+from lumina.optim import make_optimizer
+from lumina.topology import random_graph
 
-    g = random_graph(n_slots=12, size=48, n_splits=n_clusters - 12, n_edges=3 * n_clusters, seed=n_clusters)
-    return image_model(g, d_hidden=d_hidden)
+ROOT = Path(__file__).resolve().parent
+OUT = {"dir": ROOT / "out"}  # set to benchmarks/results by --update
+
+
+def evolved_like(n_clusters: int, d_hidden: int, cl: str = "source") -> LuminaNet:
+    """An 'evolved-looking' image LuminaNet: n clusters over the 12 patch slots, ~4 in-edges each, sizes 2-96."""
+    g = random_graph(n_slots=12, size=48, n_splits=n_clusters - 12, n_edges=4 * n_clusters, seed=n_clusters)
+    return LuminaNet(g, d_in=256, d_hidden=d_hidden, n_out=10, cl=cl)
 
 
 def training_step(model, x, y, executor: str = "fast"):
-    """A closure doing one training step (forward, backward, fused AdamW) of `model` on (x, y)."""
-    import torch
-
-    opt = torch.optim.AdamW(model.parameters(), fused=True)
+    """A closure doing one training step (forward, backward, the run's optimizer) of `model` on (x, y)."""
+    opt = make_optimizer(model, 1e-3, 0.05)
+    call = (lambda: model(x, executor)) if isinstance(model, LuminaNet) else (lambda: model(x))
 
     def step():
-        loss = torch.nn.functional.cross_entropy(model(x, executor), y)
+        loss = torch.nn.functional.cross_entropy(call(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -43,14 +53,14 @@ def median_time(fn, reps: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def write_json(path: str, **payload) -> None:
-    import torch
-
+def write_json(name: str, **payload) -> Path:
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({"torch": torch.__version__, "machine": cpu, **payload}, indent=1))
+    path = OUT["dir"] / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"torch": torch.__version__, "machine": cpu, **payload}, indent=1))
     print(f"wrote {path}")
+    return path

@@ -1,110 +1,124 @@
-"""LuminaNet vs the 1-layer GPT-2 on TinyStories: FLOPs per predicted token, training peak memory, tokens/s.
+"""LuminaNet vs the 1-layer GPT-2 on TinyStories at matched width: compute and memory, measured.
 
-    python -m benchmarks.lm_compare [--profile full] [--threads 1] [--steps 20]
+    python -m benchmarks.lm_compare [--profile full] [--threads 1]      # about 1 minute per width
 
-Each model is measured in a **fresh subprocess** (so one model's allocations cannot hide another's), on the
-stored trained networks of the TinyStories chapter (LuminaNet: its evolved topology) with the same tokenizer
-size, context and batch as their training runs:
-  - FLOPs per predicted token: FlopCounterMode on one forward, divided by the tokens that forward predicts
-    (LuminaNet: 1 per window; GPT-2: L per window, as it is trained); with and without the output head;
-  - training peak memory: the resident set size sampled every 0.5 ms during the training steps, as the
-    process peak and as its rise over the process just before the first step (model, optimizer state not
-    yet allocated, batch built): what training itself adds (activations, gradients, AdamW moments);
-  - predicted tokens per second of training steps (forward, backward, AdamW).
-Writes benchmarks/results/lm_compare.json and prints the LuminaNet/GPT-2 ratios.
+For each width of the TinyStories chapter (`lumina.published.tinystories_runs`), on the stored LuminaNet
+network (its evolved topology; a fresh one when none is stored) and a GPT-2 of d_model = d_hidden:
+  - FLOPs per predicted training token: FlopCounterMode on one forward of a window, divided by the L tokens
+    it predicts, with and without the output head (2·d·V per token) and the token embedding;
+  - FLOPs and wall time per *generated* token over one window: LuminaNet with its slot cache
+    (`LuminaNet.step_slot`), GPT-2 with its KV cache and without it (the whole prefix per token);
+  - tensor memory: of a training step (parameters + gradients + optimizer state + the activations autograd
+    saves for backward, counted by `saved_tensors_hooks`) and of generation (parameters + cache).
+Targets (issue "TinyStories chapter v2"): LuminaNet body FLOPs per predicted token ≤ 0.75× GPT-2's.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from lumina.build import build_model
+from lumina.published import tinystories_runs
+from lumina.results import load_model, result_dir
 
 from .common import write_json
 
-CHILD = r"""
-import json, sys, time, torch
-from lumina.config import ExperimentConfig
-from lumina.checkpoint import load_network
-from lumina.metrics import flops_per_example
-from lumina.results import result_dir
-from lumina.train import build_model
-cfg = ExperimentConfig.from_dict(json.loads(sys.argv[1])); steps = int(sys.argv[2])
-torch.set_num_threads(int(sys.argv[3])); torch.manual_seed(0)
-m, V, L, B = cfg.model, cfg.data.vocab_size, cfg.model.context, cfg.train.batch_size
-if m.arch == "luminanet":
-    model, _ = load_network(result_dir(cfg) / "network", cfg)
-    head = 2 * model.head.in_features * model.head.out_features
-    per_window = 1
-else:
-    model = build_model(cfg)
-    head = 2 * m.d_hidden * V * L  # the tied LM head at every position
-    per_window = L
-x = torch.randint(0, V, (B, L))
-y = torch.randint(0, V, (B,) if per_window == 1 else (B, L))
-flops = flops_per_example(model, x[:1])
-opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-lossf = lambda out: torch.nn.functional.cross_entropy(out.reshape(-1, V), y.reshape(-1))
-import threading
-def rss_kib():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
-peak, done = [rss_kib()], threading.Event()
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], rss_kib()); time.sleep(0.0005)
-rss0 = rss_kib()
-th = threading.Thread(target=sample, daemon=True); th.start()
-for k in range(steps + 2):
-    if k == 2:
-        t = time.perf_counter()
-    loss = lossf(model(x)); opt.zero_grad(); loss.backward(); opt.step()
-dt = (time.perf_counter() - t) / steps
-done.set(); th.join()
-rss = max(peak[0], rss_kib())
-print(json.dumps({"arch": m.arch, "d_hidden": m.d_hidden, "seed": cfg.train.seed,
-                  "flops_per_token": flops / per_window, "flops_per_token_no_head": (flops - head) / per_window,
-                  "peak_rss_mb": rss / 1024, "train_rise_mb": (rss - rss0) / 1024,
-                  "tokens_per_s": B * per_window / dt, "step_ms": 1e3 * dt,
-                  "params": sum(p.numel() for p in model.parameters()) if m.arch != "luminanet" else model.count_params()}))
-"""
+
+def flops(fn) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        fn()
+    return int(fc.get_total_flops())
+
+
+def train_tensor_bytes(model, x, y) -> int:
+    """Parameters + gradients + AdamW's two moments + saved activations of one training step."""
+    saved = [0]
+
+    def pack(t):
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+        loss = F.cross_entropy(out.flatten(0, 1), y.flatten())
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    p = sum(q.numel() * q.element_size() for q in model.parameters())
+    return 4 * p + saved[0]
+
+
+def generate_window(model, tokens, mode: str) -> dict:
+    """Per generated token over one window of L tokens: (FLOPs, seconds, cache bytes)."""
+    L = tokens.shape[1]
+    if mode == "slot cache":
+        def run():
+            cache = {}
+            for t in range(L):
+                model.step_slot(tokens[:, t], t, cache)
+            run.cache = sum(v.numel() * 4 for d in (cache["f1"], cache["f2"]) for v in d.values())
+    elif mode == "KV cache":
+        def run():
+            past = None
+            for t in range(L):
+                out = model.lm(input_ids=tokens[:, t:t + 1], past_key_values=past, use_cache=True)
+                past = out.past_key_values
+            run.cache = 2 * L * model.lm.config.n_embd * 4 * model.lm.config.n_layer
+    else:  # no cache: the whole prefix per new token
+        def run():
+            for t in range(L):
+                model.lm(input_ids=tokens[:, :t + 1], use_cache=False)
+            run.cache = 0
+    f = flops(run)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        run()
+        dt = time.perf_counter() - t0
+    p = sum(q.numel() * q.element_size() for q in model.parameters())
+    return {"flops_per_token": f / L, "ms_per_token": 1e3 * dt / L, "tensor_mb": (p + run.cache) / 2 ** 20}
 
 
 def main(argv=None):
-    from lumina.published import tinystories_runs
-    from lumina.results import load_result, result_dir
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="full")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--out", default="benchmarks/results/lm_compare.json")
     a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
     runs = tinystories_runs(a.profile)
     rows = []
-    for cfg in [c for g in runs.values() for c in g if c.train.seed == 0]:
-        if load_result(cfg) is None:
-            print(f"skip {cfg.model.arch} d_hidden={cfg.model.d_hidden}: no stored run (python -m lumina run-set tinystories)")
-            continue
-        if cfg.model.arch == "luminanet" and not (result_dir(cfg) / "network" / "weights.safetensors").exists():
-            print(f"skip luminanet d_hidden={cfg.model.d_hidden}: its network weights are not stored here (networks over "
-                  f"50 MB are not committed; retrain with python -m lumina train tinystories --profile {a.profile} "
-                  f"--set d_hidden={cfg.model.d_hidden} --retrain)")
-            continue
-        out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg.to_dict()), str(a.steps), str(a.threads)],
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{r['arch']:>9} d={r['d_hidden']:<4} MFLOPs/token {r['flops_per_token'] / 1e6:8.2f} (no head {r['flops_per_token_no_head'] / 1e6:7.2f})"
-              f"  peak RSS {r['peak_rss_mb']:7.0f} MiB (training adds {r['train_rise_mb']:6.0f})  {r['tokens_per_s']:9.0f} tokens/s")
-    gpt = next((r for r in rows if r["arch"] == "gpt2"), None)
-    if gpt:
-        for r in rows:
-            if r["arch"] == "luminanet":
-                r["ratio_vs_gpt2"] = {k: (r[k] / gpt[k] if gpt[k] else float("nan")) for k in ("flops_per_token", "flops_per_token_no_head", "peak_rss_mb",
-                                                                 "train_rise_mb", "tokens_per_s")}
-                print(f"LuminaNet-{r['d_hidden']} / GPT-2: " + ", ".join(f"{k} {v:.2f}" for k, v in r["ratio_vs_gpt2"].items()))
-    write_json(a.out, threads=a.threads, steps=a.steps, rows=rows)
+    for lcfg, gcfg in zip(runs["luminanet"], runs["baselines"]):
+        V, L, B = lcfg.data.vocab_size, lcfg.model.context, lcfg.train.batch_size
+        d = lcfg.model.d_hidden
+        stored = (result_dir(lcfg) / "network").exists()
+        lum = load_model(lcfg) if stored else build_model(lcfg)
+        gpt = build_model(gcfg)
+        x = torch.randint(0, V, (B, L), generator=torch.Generator().manual_seed(0))
+        y = torch.roll(x, -1, 1)
+        for name, model, gen_modes in ((f"LuminaNet-{d}", lum, ("slot cache",)), (f"GPT-2 d{d}", gpt, ("KV cache", "no cache"))):
+            model.eval()
+            total = flops(lambda: model(x[:1]))
+            head = 2 * d * V * L
+            row = {"model": name, "d_hidden": d, "network": ("stored" if stored else "fresh") if "Lumina" in name else "fresh",
+                   "params": sum(p.numel() for p in model.parameters()) if "GPT" in name else model.count_params(),
+                   "flops_per_token": total / L, "body_flops_per_token": (total - head) / L,
+                   "train_tensor_mb": train_tensor_bytes(model.train(), x, y) / 2 ** 20}
+            model.eval()
+            for mode in gen_modes:
+                row[f"generate ({mode})"] = generate_window(model, x[:1], mode)
+            rows.append(row)
+            gen = "; ".join(f"{m}: {v['flops_per_token'] / 1e6:.2f} MFLOP, {v['ms_per_token']:.2f} ms, {v['tensor_mb']:.1f} MiB per token"
+                            for m, v in ((k[10:-1], v) for k, v in row.items() if k.startswith("generate")))
+            print(f"{name:>14}: {row['flops_per_token'] / 1e6:7.2f} MFLOP/token (body {row['body_flops_per_token'] / 1e6:6.2f}), "
+                  f"training tensors {row['train_tensor_mb']:7.1f} MiB; generation {gen}")
+        lr, gr = rows[-2], rows[-1]
+        ratio = {k: lr[k] / gr[k] for k in ("flops_per_token", "body_flops_per_token", "train_tensor_mb")}
+        lr["ratio_vs_gpt2"] = ratio
+        print(f"LuminaNet-{d} / GPT-2: body FLOPs per token {ratio['body_flops_per_token']:.2f}x (target ≤ 0.75x), "
+              f"all FLOPs {ratio['flops_per_token']:.2f}x, training tensor memory {ratio['train_tensor_mb']:.2f}x")
+    write_json("lm_compare.json", threads=a.threads, profile=a.profile, rows=rows)
 
 
 if __name__ == "__main__":

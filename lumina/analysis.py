@@ -6,10 +6,10 @@ import random
 import statistics
 
 from . import stats
-from .checkpoint import load_network
+from .build import make_task
 from .config import ExperimentConfig
 from .evolution import ops
-from .results import result_dir
+from .results import load_network, result_dir
 from .topology import Graph, edge_kind
 
 
@@ -22,8 +22,6 @@ def remove_all_connections(model):
 
 def pruning_test(cfg: ExperimentConfig, task=None) -> dict:
     """Test metrics of a stored evolved network with its connections, and after removing all of them."""
-    from .train import make_task
-
     task = task or make_task(cfg)
     model, _ = load_network(result_dir(cfg) / "network", cfg)
     before = task.evaluate(model)
@@ -33,11 +31,12 @@ def pruning_test(cfg: ExperimentConfig, task=None) -> dict:
 
 
 def random_graph_like(g: Graph, rng: random.Random) -> Graph:
-    """Same clusters (ids, slots, sizes), the same number of edges placed uniformly at random."""
-    r = Graph(n_slots=g.n_slots, next_id=g.next_id)
+    """Same clusters (ids, slots, sizes), the same number of edges placed uniformly at random (among the
+    edges the graph allows: a causal graph gets only edges that go forwards in position)."""
+    r = Graph(n_slots=g.n_slots, causal=g.causal, next_id=g.next_id)
     for c in g.clusters.values():
         r.clusters[c.id] = type(c)(**vars(c))
-    pairs = [(j, i) for j in g.ids for i in g.ids]
+    pairs = [(j, i) for j in g.ids for i in g.ids if r.allows(j, i)]  # causal (text): only forwards in position
     for (j, i) in rng.sample(pairs, min(len(g.edges), len(pairs))):
         r.add_edge(j, i)
     assert all(e.kind == edge_kind(e.src, e.dst) for e in r.edges.values())

@@ -1,75 +1,150 @@
 """Command line: train one config, or every run a chapter shows (train or load).
 
     python -m lumina train cifar10 --profile full --set d_hidden=32 --set seed=1
-    python -m lumina run-set cifar10 --profile full
-    python -m lumina show cifar10 --profile full        # what is stored
-    python -m lumina report --profile full              # markdown tables of every stored result
+    python -m lumina run-set cifar10 --profile full                       # missing runs, one after another
+    python -m lumina run-set cifar10 --profile paper --launcher submitit --resource timeout_min=600 \\
+        --resource gpus_per_node=1 --resource slurm_partition=gpu        # each missing run as a Slurm job
+    python -m lumina show cifar10 --profile full                          # what is stored
+    python -m lumina report --profile full                                # markdown tables of every stored result
+
+A mistake in what was typed (an unknown name, a bad value, missing or corrupt data, a checkpoint of another
+config) is printed as one `error: ...` line, with exit status 2 and no traceback: the message is the fix.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import json
+import os
 import sys
-import time
 
-from .config import PROFILES, resolve
-from .results import find_results, load_result, train_or_load
+from .config import EXPERIMENTS, PROFILES, resolve
+from .paths import results_root
+
+def _user_error(err: BaseException) -> bool:
+    """A mistake in what was typed or pointed at: a ValueError (config, CheckpointError and TopologyError
+    are ValueErrors), a missing or unwritable path, or a DataError. Names and values are checked before
+    the training modules (and torch, seconds to import) are loaded, so a typo is answered at once; the
+    DataError class is therefore looked up only once the data code has run."""
+    data = sys.modules.get("lumina.data.common")
+    return isinstance(err, (ValueError, FileNotFoundError, PermissionError)) or (
+        data is not None and isinstance(err, data.DataError))
 
 
-def _parse_sets(items: list[str]) -> dict:
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one `error:` line like every other user error (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _key_values(items: list[str], flag: str) -> dict:
+    """`KEY=VALUE` pairs; a value is a Python literal (32, 0.1, True, 'mean') or else a plain string."""
     out = {}
     for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise ValueError(f"{flag} expects KEY=VALUE, got {item!r}")
         try:
-            out[k] = ast.literal_eval(v)
+            out[k.strip()] = ast.literal_eval(v)
         except (ValueError, SyntaxError):
-            out[k] = v
+            out[k.strip()] = v
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lumina", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    rp = sub.add_parser("report")
-    rp.add_argument("--profile", default="full", choices=PROFILES)
-    for name in ("train", "run-set", "show"):
-        p = sub.add_parser(name)
-        p.add_argument("name", help="experiment (train, show) or run set (run-set)")
-        p.add_argument("--profile", default="smoke", choices=PROFILES)
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-        p.add_argument("--retrain", action="store_true", help="train even if a stored result exists")
-    a = ap.parse_args(argv)
-    try:
-        if a.cmd == "report":
-            from .report import report
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
 
-            print(report(a.profile), end="")
-        elif a.cmd == "train":
-            cfg = resolve(a.name, a.profile, **_parse_sets(a.set))
-            r = train_or_load(cfg, retrain=a.retrain)
-            print(json.dumps({"key": cfg.key(), "metrics": r["metrics"], "train_s": r["train_s"]}))
-        elif a.cmd == "run-set":
-            from .published import RUN_SETS
 
-            if a.name not in RUN_SETS:
-                raise ValueError(f"unknown run set {a.name!r}; valid: {', '.join(RUN_SETS)}")
-            for cfg in RUN_SETS[a.name](a.profile):
-                t = time.time()
-                done = load_result(cfg) is not None
-                r = train_or_load(cfg, retrain=a.retrain)
-                print(f"{'loaded' if done and not a.retrain else 'trained'} {cfg.model.arch} d_hidden={cfg.model.d_hidden} "
-                      f"seed={cfg.train.seed} key={cfg.key()} top1={r['metrics']['test_top1']:.2f} "
-                      f"({time.time() - t:.0f}s)", flush=True)
-        else:
-            for r in find_results(a.name, a.profile):
-                print(r["key"], r["arch"], r["config"]["model"]["d_hidden"], r["config"]["train"]["seed"], r["metrics"])
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def _parser() -> _Parser:
+    ap = _Parser(prog="python -m lumina", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    profile = dict(default=None, metavar="PROFILE", help=f"one of {', '.join(PROFILES)} (default: smoke; report: full)")
+    p = sub.add_parser("report", help="markdown tables of every stored result")
+    p.add_argument("--profile", **profile)
+    p = sub.add_parser("show", help="the stored results of an experiment")
+    p.add_argument("name", metavar="EXPERIMENT")
+    p.add_argument("--profile", **profile)
+    for name in ("train", "run-set"):
+        p = sub.add_parser(name, help="train or load one config" if name == "train" else "train or load a run set")
+        p.add_argument("name", metavar="EXPERIMENT" if name == "train" else "RUN_SET")
+        p.add_argument("--profile", **profile)
+        p.add_argument("--retrain", action="store_true", help="train again even if a result is stored")
+        p.add_argument("--restart", action="store_true", help="discard the checkpoint of an unfinished run")
+    sub.choices["train"].add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                                      help="config override, e.g. --set d_hidden=32")
+    p = sub.choices["run-set"]
+    p.add_argument("--launcher", default="local",  # values checked by lumina.launch.run_set, their one home
+                   help="local (default): one run after another here; submitit: each missing run as its own job")
+    p.add_argument("--cluster", default="auto",
+                   help="submitit executor: auto (Slurm when found, else local processes), slurm, local, debug")
+    p.add_argument("--folder", default=None, help="submitit logs and pickles (default: LUMINA_RUNS/submitit/<job>)")
+    p.add_argument("--parallel", type=int, default=0, help="submitit jobs in flight at once (0: automatic)")
+    p.add_argument("--resource", action="append", default=[], metavar="KEY=VALUE",
+                   help="submitit parameter per job, e.g. timeout_min=600, gpus_per_node=1, slurm_partition=gpu")
+    return ap
+
+
+def _run(a: argparse.Namespace) -> int:
+    a.profile = a.profile or ("full" if a.cmd == "report" else "smoke")
+    _check_profile(a.profile)
+    if a.cmd == "report":
+        from .report import report
+
+        print(report(a.profile), end="")
+    elif a.cmd == "train":
+        cfg = resolve(a.name, a.profile, **_key_values(a.set, "--set"))
+        from .launch import state
+        from .results import train_or_load
+
+        verb = "trained" if a.retrain else state(cfg)
+        r = train_or_load(cfg, retrain=a.retrain, restart=a.restart)
+        print(json.dumps({"state": verb, "key": cfg.key(), "metrics": r["metrics"], "train_s": r.get("train_s")}))
+    elif a.cmd == "run-set":
+        from .published import RUN_SETS
+
+        if a.name not in RUN_SETS:
+            raise ValueError(f"unknown run set {a.name!r}; valid: {', '.join(RUN_SETS)}")
+        cfgs, resources = RUN_SETS[a.name](a.profile), _key_values(a.resource, "--resource")
+        from .launch import run_set
+
+        records = run_set(cfgs, a.launcher, folder=a.folder, cluster=a.cluster,
+                          parallel=a.parallel, retrain=a.retrain, restart=a.restart, **resources)
+        failed = [r for r in records if r["state"] == "failed"]
+        if failed:
+            print(f"{len(failed)} of {len(records)} runs failed; logs: " + ", ".join(r["log"] for r in failed),
+                  file=sys.stderr)
+            return 1
+    else:  # show
+        if a.name not in EXPERIMENTS:
+            raise ValueError(f"unknown experiment {a.name!r}; valid: {', '.join(sorted(EXPERIMENTS))}")
+        from .results import find_results
+
+        found = find_results(a.name, a.profile)
+        if not found:
+            print(f"no stored results for {a.name}/{a.profile} under {results_root() / a.name / a.profile}")
+        for r in found:
+            print(r["key"], r["arch"], r["config"]["model"]["d_hidden"], r["config"]["train"]["seed"], r["metrics"])
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        return _run(a)
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:
+        if not _user_error(err):
+            raise
+        msg = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """Accuracy, parameter counts, FLOPs and peak memory, measured the same way for every model."""
 from __future__ import annotations
 
-import resource
-
 import torch
 from torch import nn
 
@@ -22,15 +20,31 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prepare, batch_
     model.eval()
     c1 = c5 = 0
     loss = 0.0
+    hits = []
     for i in range(0, len(x), batch_size):
-        logits = model(prepare(x[i:i + batch_size]))
+        logits = model(prepare(x[i:i + batch_size])).float()
         yb = y[i:i + batch_size]
         loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
+        hits.append(logits.argmax(1).eq(yb).cpu())
         c = topk_correct(logits, yb)
         c1, c5 = c1 + c[1], c5 + c[5]
     model.train(was)
     n = max(len(x), 1)
-    return {"top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": loss / n}
+    return {"top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": loss / n,
+            "correct": pack_bits(torch.cat(hits)) if hits else ""}
+
+
+def pack_bits(flags: torch.Tensor) -> str:
+    """Per-example correctness (bool) as a compact hex string: what a paired bootstrap over test images needs."""
+    import numpy as np
+
+    return np.packbits(flags.numpy().astype(bool)).tobytes().hex()
+
+
+def unpack_bits(hex_str: str, n: int):
+    import numpy as np
+
+    return np.unpackbits(np.frombuffer(bytes.fromhex(hex_str), dtype=np.uint8))[:n].astype(bool)
 
 
 def count_params(model: nn.Module) -> int:
@@ -54,6 +68,3 @@ def flops_per_example(model: nn.Module, example: torch.Tensor) -> int:
     return int(fc.get_total_flops())
 
 
-def peak_rss_mb() -> float:
-    """The process's resident-memory high-water mark in MiB (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

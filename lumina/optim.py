@@ -1,45 +1,91 @@
-"""AdamW that follows the network through evolution (SPEC §2: optimizer state carries over).
+"""AdamW whose state follows the network through evolution (SPEC §2: optimizer state carries over).
 
-The model stores its parameters packed per level (`lumina.model.Plan`), and an event re-packs them. The
-moments are carried in the per-cluster name space the evolution ops speak:
+`EvolvingAdamW` is AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with one change: the bias
+correction 1 − β^t is kept *per element* (`bc1`, `bc2`, updated as bc ← β·bc + (1 − β), so 0 for an element
+that has never stepped), not computed from one step count t per tensor. Evolution puts fresh rows (grown
+neurons, new edges, a split child's bias) into tensors that have trained for thousands of steps; with a
+per-tensor count their zero moments would skip the bias correction and the first update would be about
+(1-β1)/sqrt(1-β2) ≈ 3.2× the learning rate. With per-element corrections a fresh element takes exactly the
+steps a new AdamW would give it, and every other element exactly the steps it would have taken anyway.
+
+Carry-over (`carry_over`): moments and ages live in the per-cluster name space of the evolution ops:
   - a tensor that survived the event unchanged (the same object in `Change.params` as in `Change.origin`)
-    keeps its moments exactly (bit-identical);
-  - a tensor an op derived from an old one (`Change.lineage`) gets the old moments of the rows it copied and
-    zeros for fresh rows;
-  - a fresh tensor starts with zero moments.
-The step count (AdamW's bias correction) is one per packed tensor: the run's step count.
-Parameters outside the clusters (embedding, OL) are the same objects before and after and keep their state.
+    keeps its moments and bias corrections exactly (bit-identical);
+  - a tensor an op derived from an old one (`Change.lineage`) gets the old state of the rows it copied,
+    and zeros (never stepped) for fresh rows;
+  - a fresh tensor starts with zero moments and zero bias corrections.
+Parameters outside the clusters (token table, OL) are the same objects before and after and keep their state.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-MOMENTS = ("exp_avg", "exp_avg_sq")
+STATE = ("exp_avg", "exp_avg_sq", "bc1", "bc2")
+
+
+def is_no_decay(name: str, p: torch.Tensor) -> bool:
+    """No weight decay on biases, norms and edge gates (packed biases are 3-D, so named)."""
+    return p.ndim < 2 or "b_in" in name or "b_out" in name or name.endswith("_g")
 
 
 def param_groups(named: dict[str, nn.Parameter], weight_decay: float) -> list[dict]:
-    """Decay matrices (incl. every W_C, which pushes unused edges towards zero and lets `prune` find
-    them); no decay on biases and norms. Packed biases are 3-D, so they are recognised by name."""
-    is_bias = lambda n, p: p.ndim < 2 or "b_in" in n or "b_out" in n
-    decay = [p for n, p in named.items() if not is_bias(n, p)]
-    no_decay = [p for n, p in named.items() if is_bias(n, p)]
+    decay = [p for n, p in named.items() if not is_no_decay(n, p)]
+    no_decay = [p for n, p in named.items() if is_no_decay(n, p)]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.999)) -> torch.optim.AdamW:
-    # fused AdamW runs on the CPU in torch >= 2.4 and updates all tensors in one kernel call
-    return torch.optim.AdamW(param_groups(dict(model.named_parameters()), weight_decay), lr=lr, betas=betas, fused=True)
+class EvolvingAdamW(torch.optim.Optimizer):
+    """AdamW with a per-element step count (see the module docstring); foreach kernels over all tensors."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def init_state(self, p: torch.Tensor) -> dict:
+        return {k: torch.zeros_like(p, memory_format=torch.preserve_format) for k in STATE}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            for p in ps:
+                if p not in self.state or not self.state[p]:
+                    self.state[p] = self.init_state(p)
+            grads = [p.grad for p in ps]
+            m, v, bc1, bc2 = ([self.state[p][k] for p in ps] for k in STATE)
+            (b1, b2), lr, eps, wd = group["betas"], group["lr"], group["eps"], group["weight_decay"]
+            for bc, b in ((bc1, b1), (bc2, b2)):  # 1 - β^t, one step further, per element
+                torch._foreach_mul_(bc, b)
+                torch._foreach_add_(bc, 1 - b)
+            torch._foreach_lerp_(m, grads, 1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, 1 - b2)
+            if wd:
+                torch._foreach_mul_(ps, 1 - lr * wd)
+            denom = torch._foreach_div(v, bc2)
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, eps)
+            upd = torch._foreach_div(m, bc1)  # m̂
+            torch._foreach_div_(upd, denom)
+            torch._foreach_add_(ps, upd, alpha=-lr)  # p -= lr m̂ / (sqrt(v̂) + eps)
+        return None
 
 
-def named_moments(opt: torch.optim.Optimizer, model) -> dict[str, dict[str, torch.Tensor]]:
-    """Per-cluster/edge views of the AdamW moments: {moment: {name: tensor}}."""
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
+    """LuminaNet: `EvolvingAdamW`; baselines (whose tensors never change) torch's AdamW (fused on CPU and GPU)."""
+    groups = param_groups(dict(model.named_parameters()), weight_decay)
+    if hasattr(model, "graph"):
+        return EvolvingAdamW(groups, lr=lr, betas=betas)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
+
+
+def named_state(opt: torch.optim.Optimizer, model) -> dict[str, dict[str, torch.Tensor]]:
+    """A LuminaNet's optimizer state by cluster/edge name: {state key: {name: tensor}} (views of packed state)."""
     packed = dict(model.p.items())
-    out = {}
-    for k in MOMENTS:
-        out[k] = model._plan.unpack({pn: opt.state[p][k] if p in opt.state else torch.zeros_like(p)
-                                     for pn, p in packed.items()})
-    return out
+    return {k: model.unpack({pn: opt.state[p][k] if opt.state.get(p) else torch.zeros_like(p) for pn, p in packed.items()})
+            for k in STATE}
 
 
 def _remap(t: torch.Tensor, like: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
@@ -47,20 +93,27 @@ def _remap(t: torch.Tensor, like: torch.Tensor, rows: torch.Tensor | None) -> to
         return t.clone()
     out = torch.zeros_like(like)
     keep = rows >= 0
-    out[keep] = t[rows[keep]]
+    out[keep.to(out.device)] = t[rows[keep].to(t.device)]
     return out
 
 
-def carry_over(old_opt: torch.optim.Optimizer, old_moments: dict, model, change) -> torch.optim.AdamW:
-    """A new AdamW for `model` (just re-packed by `change`) with the moments carried over.
-    `old_moments` = `named_moments(old_opt, model)` taken before the model was re-packed."""
+def install_state(opt: EvolvingAdamW, model, named: dict[str, dict[str, torch.Tensor]], other: dict | None = None) -> None:
+    """Pack per-name state into `opt` for `model`'s packed parameters; `other` = state of non-cluster params."""
+    packed = {k: model.pack(named[k]) for k in STATE}
+    for pn, p in model.p.items():
+        opt.state[p] = {k: packed[k][pn] for k in STATE}
+    for p, st in (other or {}).items():
+        opt.state[p] = st
+
+
+def carry_over(old_opt: torch.optim.Optimizer, old_state: dict, model, change) -> EvolvingAdamW:
+    """A new optimizer for `model` (just re-packed by `change`) with the state carried over.
+    `old_state` = `named_state(old_opt, model)` taken before the model was re-packed."""
     g0 = old_opt.param_groups[0]
-    new_opt = torch.optim.AdamW(param_groups(dict(model.named_parameters()), g0["weight_decay"]), lr=g0["lr"],
-                                betas=g0["betas"], fused=True)
-    steps = [float(st["step"]) for st in old_opt.state.values() if "step" in st]
-    step = max(steps, default=0.0)
+    new_opt = EvolvingAdamW(param_groups(dict(model.named_parameters()), g0["weight_decay"]), lr=g0["lr"],
+                            betas=g0["betas"], eps=g0["eps"])
     origin = change.origin or {}
-    new_named = {k: {} for k in MOMENTS}
+    new_named = {k: {} for k in STATE}
     for name, t in change.params.items():
         if name in origin and t is origin[name]:
             src, rows = name, None  # survivor
@@ -68,15 +121,11 @@ def carry_over(old_opt: torch.optim.Optimizer, old_moments: dict, model, change)
             src, rows = change.lineage[name]
         else:
             src, rows = None, None  # fresh
-        for k in MOMENTS:
-            old = old_moments[k].get(src) if src is not None else None
+        for k in STATE:
+            old = old_state[k].get(src) if src is not None else None
             new_named[k][name] = _remap(old, t, rows) if old is not None else torch.zeros_like(t)
-    packed = {k: model._plan.pack(new_named[k]) for k in MOMENTS}
     cluster_params = {id(p) for p in model.p.values()}
-    for pn, p in model.p.items():
-        new_opt.state[p] = {"step": torch.tensor(step), **{k: packed[k][pn] for k in MOMENTS}}
     alive = {id(q) for q in model.parameters()}
-    for p, st in old_opt.state.items():  # embedding / OL: same objects, same state
-        if id(p) not in cluster_params and id(p) in alive:
-            new_opt.state[p] = st
+    other = {p: st for p, st in old_opt.state.items() if id(p) not in cluster_params and id(p) in alive}
+    install_state(new_opt, model, new_named, other)
     return new_opt

@@ -5,56 +5,117 @@
 from __future__ import annotations
 
 from .config import ExperimentConfig, resolve
+from .results import load_result
 
 CIFAR_WIDTHS = (10, 32, 64, 84, 128)  # the paper's released CIFAR-10 structures
 BASELINE_ORDER = ("lenet5", "alexnet", "resnet18", "mlp_mixer", "resmlp", "deit_tiny", "mobilevit")
+HEADLINE_WIDTH = 64
+SEEDS = (0, 1)
+
+
+def width_runs(profile: str) -> dict[int, ExperimentConfig]:
+    """LuminaNet at every released width on the validation split (seed 0): the width is chosen here."""
+    widths = (8, 16) if profile == "smoke" else CIFAR_WIDTHS
+    return {w: resolve("cifar10_ablation", profile, d_hidden=w) for w in widths}
+
+
+def chosen_width(profile: str) -> int:
+    """The width with the best validation top-1 among `width_runs` (SPEC §3b); HEADLINE_WIDTH until all are stored."""
+    found = {w: load_result(c) for w, c in width_runs(profile).items()}
+    if profile == "smoke" or any(r is None for r in found.values()):
+        return 16 if profile == "smoke" else HEADLINE_WIDTH
+    return max(found, key=lambda w: (found[w]["metrics"]["test_top1"], -w))
 
 
 def cifar10_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
-    """LuminaNet at every released width (seed 0, plus seed 1 at the best-by-default width 64), every baseline
-    (seed 0, plus seed 1 for LeNet-5 and AlexNet, so the paper's two gaps carry a spread)."""
-    if profile == "smoke":
-        return {"luminanet": [resolve("cifar10", "smoke", d_hidden=16)],
-                "baselines": [resolve("cifar10_baseline", "smoke", arch="lenet5")]}
-    lumina = [resolve("cifar10", profile, d_hidden=d) for d in CIFAR_WIDTHS]
-    lumina.append(resolve("cifar10", profile, d_hidden=64, seed=1))
-    base = [resolve("cifar10_baseline", profile, arch=a) for a in BASELINE_ORDER]
-    base += [resolve("cifar10_baseline", profile, arch=a, seed=1) for a in ("lenet5", "alexnet")]
-    return {"luminanet": lumina, "baselines": base}
+    """The headline pair at equal epochs: LuminaNet (at the width chosen on the validation split) and LeNet-5,
+    the same recipe, epochs, seeds and data order."""
+    seeds = SEEDS[:1] if profile == "smoke" else SEEDS
+    width = chosen_width(profile)
+    return {"luminanet": [resolve("cifar10", profile, d_hidden=width, seed=s) for s in seeds],
+            "baselines": [resolve("cifar10_baseline", profile, arch="lenet5", seed=s) for s in seeds]}
 
 
-ABLATIONS = {  # name -> overrides of the cifar10_ablation experiment
-    "evolved from scratch": {},
-    "dense start": {"init_connect": "dense"},
-    "evolution off": {"evolve": False},
+def gpu_runs(epochs: float = 30.0) -> list[ExperimentConfig]:
+    """Every CIFAR-10 baseline and LuminaNet at equal epochs on one GPU (data resident on the device, bf16)."""
+    kw = dict(epochs=epochs, device="auto", amp=True, threads=2)
+    return ([resolve("cifar10", "paper", d_hidden=HEADLINE_WIDTH, **kw)]
+            + [resolve("cifar10_baseline", "paper", arch=a, **kw) for a in BASELINE_ORDER])
+
+
+# ---- evolution's worth (SPEC §3b): controls that differ in one thing, on the validation split --------------
+MECHANISMS = {  # name -> overrides of the cifar10_ablation experiment
     "no split": {"split": False},
     "no grow": {"grow": False, "reduce": False},
-    "no connect": {"connect": False},
+    "no connect": {"connect": False, "prune": False},
+    "per-edge CL": {"cl": "edge"},
 }
 
 
-def ablation_runs(profile: str) -> dict[str, ExperimentConfig]:
-    names = list(ABLATIONS) if profile != "smoke" else ["evolved from scratch", "dense start"]
-    return {n: resolve("cifar10_ablation", profile, **ABLATIONS[n]) for n in names}
+def evolved(profile: str, seed: int, **kw) -> ExperimentConfig:
+    return resolve("cifar10_ablation", profile, seed=seed, **({} if profile == "smoke" else {"d_hidden": HEADLINE_WIDTH}), **kw)
+
+
+def final_topology(ev: ExperimentConfig) -> ExperimentConfig:
+    """Control (a) of an evolved run: its final topology trained from scratch, evolution off."""
+    return resolve(ev.experiment, ev.profile, seed=ev.train.seed, evolve=False, d_hidden=ev.model.d_hidden,
+                   init_from=f"{ev.experiment}/{ev.profile}/{ev.key()}/topology.json")
+
+
+def controls(profile: str, seed: int) -> dict[str, ExperimentConfig]:
+    """(a) the evolved run's final topology from scratch, evolution off; (b) the initial clusters with fixed
+    dense feedforward + feedback wiring; (c) the initial clusters without edges; both evolution off."""
+    ev = evolved(profile, seed)
+    kw = dict(seed=seed, evolve=False, **({} if profile == "smoke" else {"d_hidden": HEADLINE_WIDTH}))
+    return {
+        "evolved from scratch": ev,
+        "(a) final topology, from scratch": final_topology(ev),
+        "(b) dense start, fixed": resolve("cifar10_ablation", profile, init_connect="dense_fb", **kw),
+        "(c) no edges, fixed": resolve("cifar10_ablation", profile, **kw),
+    }
+
+
+def gate_runs(profile: str, seed: int) -> dict[str, ExperimentConfig]:
+    """The choice of `connect_gate` on the validation split: new edges silent (0) against full strength (1)."""
+    ev0 = evolved(profile, seed, connect_gate=0.0)
+    return {"evolved, new edges at gate 0": ev0, "(a) of the gate-0 run": final_topology(ev0)}
+
+
+def ablation_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
+    seeds = SEEDS[:1] if profile == "smoke" else SEEDS
+    out: dict[str, list[ExperimentConfig]] = {}
+    for s in seeds:
+        for name, cfg in controls(profile, s).items():
+            out.setdefault(name, []).append(cfg)
+    if profile != "smoke":
+        for s in seeds:
+            for name, cfg in gate_runs(profile, s).items():
+                out.setdefault(name, []).append(cfg)
+        for name, kw in MECHANISMS.items():
+            out[name] = [resolve("cifar10_ablation", profile, d_hidden=HEADLINE_WIDTH, **kw)]
+    return out
 
 
 TEXT_WIDTHS = (128, 256, 384)  # the paper's TinyStories widths
 
 
 def tinystories_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
-    """LuminaNet at the paper's widths (two seeds at 384, for the convergence claim) and the 1-layer GPT-2."""
-    if profile == "smoke":
-        return {"luminanet": [resolve("tinystories", "smoke")], "baselines": [resolve("tinystories_baseline", "smoke")]}
-    lumina = [resolve("tinystories", profile, d_hidden=d) for d in TEXT_WIDTHS]
-    lumina.append(resolve("tinystories", profile, d_hidden=TEXT_WIDTHS[-1], seed=1))
-    return {"luminanet": lumina, "baselines": [resolve("tinystories_baseline", profile)]}
+    """LuminaNet and the 1-layer GPT-2 at matched width (d_model = d_hidden): the same tokenizer, windows,
+    context and epochs, so the same number of predicted training tokens."""
+    widths = (32,) if profile == "smoke" else TEXT_WIDTHS[:1]
+    return {"luminanet": [resolve("tinystories", profile, d_hidden=w) for w in widths],
+            "baselines": [resolve("tinystories_baseline", profile, d_hidden=w) for w in widths]}
+
+
+def _flat(groups: dict) -> list[ExperimentConfig]:
+    return [c for g in groups.values() for c in g]
 
 
 RUN_SETS = {
     "evolution": lambda profile: [resolve("evolution", profile)],
-    "tinystories": lambda profile: [c for group in tinystories_runs(profile).values() for c in group],
-    "cifar10_ablation": lambda profile: list(ablation_runs(profile).values()),
-    "cifar10": lambda profile: [c for group in cifar10_runs(profile).values() for c in group],
-    "cifar10_baselines": lambda profile: cifar10_runs(profile)["baselines"],
-    "cifar10_luminanet": lambda profile: cifar10_runs(profile)["luminanet"],
+    "cifar10": lambda profile: _flat(cifar10_runs(profile)),
+    "cifar10_ablation": lambda profile: _flat(ablation_runs(profile)),
+    "cifar10_widths": lambda profile: list(width_runs(profile).values()),
+    "tinystories": lambda profile: _flat(tinystories_runs(profile)),
+    "gpu": lambda profile: gpu_runs(1.0 if profile == "smoke" else 30.0),
 }

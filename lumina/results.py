@@ -1,74 +1,50 @@
-"""Train or load: a run is keyed by the hash of its resolved config; finished results are looked up first.
+"""Train or load: the only module that saves and loads runs.
 
-Layout: `results/<experiment>/<profile>/<config key>/` holds `result.json` (metrics, history, config and
-provenance), `topology.json` and `events.jsonl` (LuminaNet), written atomically with `result.json` last, so
-a half-written run is never read as complete. `full`/`paper` results are committed; `smoke` ones are not.
-Checkpoints of runs in progress live under `runs/` (not committed).
+A run is keyed by the hash of its resolved config. `results/<experiment>/<profile>/<config key>/` holds
+`result.json` (metrics, history, config and provenance), and for LuminaNet `topology.json`, `events.jsonl`
+and (where the book loads it) `network/`; `result.json` is written last, so a half-written run is never read
+as complete. `full`/`paper` results are committed; `smoke` ones are not.
+
+`train_or_load(cfg)`: a stored result is loaded and never retrained; otherwise the run trains with a
+checkpoint under `runs/` (every `checkpoint_every` steps and at the end), resumes from it after a kill, and
+holds a file lock so a second process starting the same config waits instead of writing the same files.
 """
 from __future__ import annotations
 
-import datetime
+import contextlib
+import fcntl
 import json
-import os
-import platform
-import subprocess
 from pathlib import Path
 
-from .checkpoint import atomic_write_text
+
+from .build import build_model
+from .checkpoint import CheckpointError, atomic_write_text, read_network, write_network
 from .config import ExperimentConfig
+from .loop import Run, train
+from .model import LuminaNet
+from .paths import results_root, runs_root
+from .topology import Graph
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def results_root() -> Path:
-    return Path(os.environ.get("LUMINA_RESULTS", ROOT / "results"))
-
-
-def runs_root() -> Path:
-    return Path(os.environ.get("LUMINA_RUNS", ROOT / "runs"))
+STORE_WEIGHTS = 5_000_000  # networks up to this many parameters keep their weights with the result
 
 
 def result_dir(cfg: ExperimentConfig) -> Path:
     return results_root() / cfg.experiment / cfg.profile / cfg.key()
 
 
-def provenance(wall_s: float | None = None) -> dict:
-    import torch
-
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("torchvision", "timm", "transformers", "tokenizers"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    cpu = platform.processor()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "versions": versions,
-        "hardware": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "wall_s": wall_s,
-    }
+def run_dir(cfg: ExperimentConfig) -> Path:
+    return runs_root() / cfg.experiment / cfg.profile / cfg.key()
 
 
 def load_result(cfg: ExperimentConfig) -> dict | None:
     f = result_dir(cfg) / "result.json"
     if not f.exists():
         return None
-    found = json.loads(f.read_text())
-    want = cfg.to_dict()
-    for section, values in want.items():  # a stored run must match every field it knows about
+    try:
+        found = json.loads(f.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{f} is not valid JSON ({err}); delete the folder to retrain that run") from err
+    for section, values in cfg.to_dict().items():  # a stored run must match every field it knows about
         stored = found["config"].get(section)
         if isinstance(values, dict):
             stale = {k: (stored.get(k), v) for k, v in values.items() if k in stored and stored[k] != v}
@@ -78,25 +54,64 @@ def load_result(cfg: ExperimentConfig) -> dict | None:
     return found
 
 
-def save_result(cfg: ExperimentConfig, result: dict, topology_json: str | None = None, events: list | None = None) -> Path:
+def save_run(cfg: ExperimentConfig, run: Run, weights: bool | None = None) -> Path:
+    """Store a finished run; weights for networks up to `STORE_WEIGHTS` parameters unless told otherwise."""
     d = result_dir(cfg)
-    if topology_json is not None:
-        atomic_write_text(d / "topology.json", topology_json)
-    if events is not None:
-        atomic_write_text(d / "events.jsonl", "".join(json.dumps(e) + "\n" for e in events))
+    model, result = run.model, dict(run.result)
+    keep = weights if weights is not None else result["n_params"] <= STORE_WEIGHTS
+    if isinstance(model, LuminaNet):
+        atomic_write_text(d / "topology.json", model.graph.to_json())
+        atomic_write_text(d / "events.jsonl", "".join(json.dumps(e) + "\n" for e in run.events))
+        if keep:
+            write_network(d / "network", model.named_tensors(), cfg.to_dict(), cfg.key(), model.graph.to_json())
+    elif keep:
+        write_network(d / "network", model.state_dict(), cfg.to_dict(), cfg.key())
+    result["dir"] = str(d.relative_to(results_root())) if d.is_relative_to(results_root()) else str(d)
     atomic_write_text(d / "result.json", json.dumps(result, indent=1))  # last: marks the run complete
     return d
 
 
-def train_or_load(cfg: ExperimentConfig, retrain: bool = False, **train_kw) -> dict:
-    """The finished result for `cfg` if one is stored, else train it now and store it."""
-    if not retrain:
+@contextlib.contextmanager
+def run_lock(cfg: ExperimentConfig, log=print):
+    """One process per config: a second one waits for the first (and then loads its result)."""
+    path = run_dir(cfg) / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"[lumina] {cfg.experiment}/{cfg.profile}/{cfg.key()} is being trained by another process; waiting")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def train_or_load(cfg: ExperimentConfig, retrain: bool = False, restart: bool = False, *,
+                  checkpoint_every: int = 200, log=print, **train_kw) -> dict:
+    """The stored result for `cfg` (loaded, never retrained), else train it now (resuming from its
+    checkpoint unless `restart`) and store it. `retrain` ignores a stored result and starts afresh."""
+    if not (retrain or restart):
         found = load_result(cfg)
         if found is not None:
+            log(f"[lumina] loaded {cfg.experiment}/{cfg.profile}/{cfg.key()} from {result_dir(cfg)}")
             return found
-    from .train import train
-
-    return train(cfg, **train_kw)
+    with run_lock(cfg, log):
+        if not (retrain or restart):
+            found = load_result(cfg)  # another process may have finished it while we waited
+            if found is not None:
+                return found
+        ckpt = run_dir(cfg) / "checkpoint.safetensors"
+        if (retrain or restart) and ckpt.exists():
+            ckpt.unlink()
+        if not ckpt.exists():
+            log(f"[lumina] training {cfg.experiment}/{cfg.profile}/{cfg.key()} (checkpoint: {ckpt})")
+        run = train(cfg, ckpt=ckpt, checkpoint_every=checkpoint_every, log=log, **train_kw)
+        if run is None:  # stopped early on request (tests)
+            return {}
+        save_run(cfg, run)
+        return json.loads((result_dir(cfg) / "result.json").read_text())
 
 
 def find_results(experiment: str, profile: str) -> list[dict]:
@@ -107,8 +122,6 @@ def find_results(experiment: str, profile: str) -> list[dict]:
 
 def artifacts(cfg: ExperimentConfig) -> dict:
     """A stored LuminaNet run's final topology (Graph) and event log (list of dicts)."""
-    from .topology import Graph
-
     d = result_dir(cfg)
     out = {"dir": d, "topology": None, "events": []}
     if (d / "topology.json").exists():
@@ -116,3 +129,44 @@ def artifacts(cfg: ExperimentConfig) -> dict:
     if (d / "events.jsonl").exists():
         out["events"] = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines() if line]
     return out
+
+
+def load_network(folder: Path, cfg: ExperimentConfig | None = None, device="cpu"):
+    """Rebuild a saved network (LuminaNet from its graph and named weights, no throw-away initialisation;
+    a baseline from its config). With `cfg`, refuse a network saved under another model config."""
+    graph, config, tensors, meta = read_network(folder)
+    saved = ExperimentConfig.from_dict(config)
+    if cfg is not None and saved.model != cfg.model:
+        diff = {k: (getattr(saved.model, k), getattr(cfg.model, k)) for k in saved.model.__dataclass_fields__
+                if getattr(saved.model, k) != getattr(cfg.model, k)}
+        raise CheckpointError(f"network in {folder} was saved with another model config: (saved, requested) {diff}")
+    if graph is None:
+        model = build_model(saved, device=device)
+        _load_state(model, tensors, folder)
+        return model, saved
+    extra = {k: v for k, v in tensors.items() if "." in k}
+    params = {k: v for k, v in tensors.items() if "." not in k}
+    try:
+        model = build_model(saved, graph, params, extra, device)
+    except (ValueError, RuntimeError) as err:
+        raise CheckpointError(f"weights in {folder} do not match its topology: {err}") from err
+    return model, saved
+
+
+def _load_state(model, state: dict, where) -> None:
+    own = model.state_dict()
+    if set(own) != set(state):
+        raise CheckpointError(f"weights in {where} do not match the model: missing {sorted(set(own) - set(state))[:5]}, "
+                              f"unexpected {sorted(set(state) - set(own))[:5]}")
+    bad = [k for k in own if own[k].shape != state[k].shape]
+    if bad:
+        raise CheckpointError(f"weights in {where} have other shapes than the model for {bad[:5]}: another config?")
+    model.load_state_dict(state)
+
+
+def load_model(cfg: ExperimentConfig, device="cpu"):
+    """The trained network of a stored run (its `network/` folder)."""
+    folder = result_dir(cfg) / "network"
+    if not folder.exists():
+        raise CheckpointError(f"{folder} does not exist: the run stored no weights (too large, or not trained yet)")
+    return load_network(folder, cfg, device)[0]

@@ -37,10 +37,6 @@ class Edge:
     kind: str
     born: int = 0
 
-    @property
-    def key(self) -> str:
-        return f"{self.src}_{self.dst}"
-
 
 class TopologyError(ValueError):
     """An invalid topology (dangling edge, duplicate id, wrong edge kind, ...)."""
@@ -49,24 +45,28 @@ class TopologyError(ValueError):
 @dataclass
 class Graph:
     n_slots: int  # number of distinct inputs (12 patches for CIFAR-10, L positions for text)
+    causal: bool = False  # text: every edge goes from a slot to the same or a later slot (SPEC §3)
     clusters: dict[int, Cluster] = field(default_factory=dict)
     edges: dict[tuple[int, int], Edge] = field(default_factory=dict)
     next_id: int = 0
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def initial(cls, n_slots: int, size: int, connect: str = "none") -> "Graph":
+    def initial(cls, n_slots: int, size: int, connect: str = "none", causal: bool = False) -> "Graph":
         """One cluster per slot. `connect="none"` evolves connections from scratch (the paper's
-        default); `"dense"` adds every feedforward edge (the densely connected start of Table 5)."""
-        g = cls(n_slots=n_slots)
+        default); `"dense"` adds every feedforward edge (the densely connected start of Table 5);
+        `"dense_fb"` adds every feedforward and every feedback edge (a fixed two-way wiring)."""
+        g = cls(n_slots=n_slots, causal=causal)
         for s in range(n_slots):
             g.add_cluster(slot=s, size=size)
-        if connect == "dense":
+        if connect in ("dense", "dense_fb"):
             for j in range(n_slots):
                 for i in range(j + 1, n_slots):
                     g.add_edge(j, i)
+                    if connect == "dense_fb" and not causal:
+                        g.add_edge(i, j)
         elif connect != "none":
-            raise ValueError(f"unknown initial connectivity {connect!r}; valid: 'none', 'dense'")
+            raise ValueError(f"unknown initial connectivity {connect!r}; valid: 'none', 'dense', 'dense_fb'")
         return g
 
     def add_cluster(self, slot: int, size: int, born: int = 0, parent: int | None = None) -> Cluster:
@@ -88,7 +88,7 @@ class Graph:
             del self.edges[k]
 
     def copy(self) -> "Graph":
-        return Graph(n_slots=self.n_slots, next_id=self.next_id,
+        return Graph(n_slots=self.n_slots, causal=self.causal, next_id=self.next_id,
                      clusters={i: Cluster(c.id, c.slot, c.size, c.born, c.parent) for i, c in self.clusters.items()},
                      edges={k: Edge(e.src, e.dst, e.kind, e.born) for k, e in self.edges.items()})
 
@@ -96,6 +96,13 @@ class Graph:
     @property
     def ids(self) -> list[int]:
         return sorted(self.clusters)
+
+    def allows(self, src: int, dst: int) -> bool:
+        """Whether an edge src -> dst may exist: in a causal graph only from a slot to the same or a later one."""
+        return not self.causal or self.clusters[src].slot <= self.clusters[dst].slot
+
+    def in_degree(self, i: int) -> int:
+        return sum(1 for (_, d) in self.edges if d == i)
 
     def in_edges(self, i: int) -> list[Edge]:
         return sorted((e for e in self.edges.values() if e.dst == i), key=lambda e: e.src)
@@ -141,6 +148,9 @@ class Graph:
                 raise TopologyError(f"dangling edge {s}->{d}: cluster {s if s not in self.clusters else d} does not exist")
             if e.kind not in EDGE_KINDS:
                 raise TopologyError(f"edge {s}->{d} has unknown kind {e.kind!r}; valid: {EDGE_KINDS}")
+            if not self.allows(s, d):
+                raise TopologyError(f"edge {s}->{d} goes from slot {self.clusters[s].slot} to the earlier slot "
+                                    f"{self.clusters[d].slot}: a causal graph only wires forwards in position")
             if e.kind != edge_kind(s, d):
                 raise TopologyError(
                     f"edge {s}->{d} is marked {e.kind!r} but must be {edge_kind(s, d)!r}: feedforward edges "
@@ -150,6 +160,7 @@ class Graph:
     def to_dict(self) -> dict:
         return {
             "n_slots": self.n_slots,
+            "causal": self.causal,
             "next_id": self.next_id,
             "clusters": [asdict(self.clusters[i]) for i in self.ids],
             "edges": [asdict(e) for _, e in sorted(self.edges.items())],
@@ -158,7 +169,7 @@ class Graph:
     @classmethod
     def from_dict(cls, d: dict) -> "Graph":
         try:
-            g = cls(n_slots=int(d["n_slots"]), next_id=int(d["next_id"]))
+            g = cls(n_slots=int(d["n_slots"]), causal=bool(d.get("causal", False)), next_id=int(d["next_id"]))
             for c in d["clusters"]:
                 if c["id"] in g.clusters:
                     raise TopologyError(f"duplicate cluster id {c['id']}")
@@ -187,3 +198,23 @@ class Graph:
         for e in self.edges.values():
             g.add_edge(e.src, e.dst, kind=e.kind, born=e.born)
         return g
+
+
+def random_graph(n_slots: int = 12, size: int = 6, n_splits: int = 6, n_edges: int = 30, seed: int = 0,
+                 causal: bool = False) -> Graph:
+    """An 'evolved-looking' topology for tests and benchmarks: the initial clusters, `n_splits` split children
+    (same slot as their parent), random typed edges (only forwards in position when `causal`), random sizes."""
+    import random
+
+    rng = random.Random(seed)
+    g = Graph.initial(n_slots, size, causal=causal)
+    for _ in range(n_splits):
+        parent = g.clusters[rng.choice(g.ids)]
+        g.add_cluster(slot=parent.slot, size=size, parent=parent.id)
+    for _ in range(n_edges):
+        j, i = rng.choice(g.ids), rng.choice(g.ids)
+        if g.allows(j, i):
+            g.add_edge(j, i)
+    for c in g.clusters.values():
+        c.size = rng.randint(2, 2 * size)
+    return g.validate()

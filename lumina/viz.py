@@ -55,7 +55,7 @@ def draw_topology(g: Graph, ax=None, title: str | None = None, highlight: dict |
     ax.set_yticks([])
     for kind, (col, style) in EDGE_STYLE.items():
         ax.plot([], [], color=col, linestyle=style, label=kind)
-    ax.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="best", fontsize=7)  # matplotlib picks the corner with the fewest nodes and edges
     return ax
 
 

@@ -10,17 +10,21 @@
 2. Execute each chapter notebook of the toc with papermill (`-p profile <PROFILE>`, kernel `python3`, working
    directory = the source notebook's folder), writing the executed copy into the staging tree. A failing
    cell stops the build. Source notebooks stay without outputs; executed copies are build artefacts.
+   papermill's `injected-parameters` cell is tagged `remove-cell` when it only repeats the defaults of the
+   chapter's `parameters` cell, else `hide-cell` (folded: the page still says which values it ran with).
 3. `jupyter-book build <book>/_build/src --path-output <book> -W --keep-going --all` -> <book>/_build/html.
    Execution is off in jupyter-book (papermill already ran); any Sphinx warning, including a cell's stderr
    output (`stderr_output: warn`), fails the build.
-4. Unless --no-browser: `scripts/check_browser.py` renders pages in headless chromium and checks figures,
-   math and pyvis graphs.
+4. Unless --no-browser: `scripts/check_browser.py` opens every page in headless chromium, checks figures,
+   math, pyvis graphs, console errors and requests to other hosts, keeps a screenshot of each page and
+   prints each page's counts of figures, tables and graphs.
 
 Exit status: 0 on success, 1 on a failed chapter, build or browser check.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import subprocess
@@ -135,6 +139,34 @@ def execute(nb: Path, out: Path, profile: str, timeout: int) -> None:
     )
 
 
+def _values(source: str) -> dict[str, object]:
+    """Top-level `name = literal` assignments of a cell (non-literals compare by their source text)."""
+    out = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                out[node.targets[0].id] = ast.unparse(node.value)
+    return out
+
+
+def hide_injected_parameters(path: Path) -> None:
+    """Fold papermill's injected cell: it would show each chapter's parameters a second time."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    defaults = {}
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags:
+            defaults = _values(cell.source)
+        elif "injected-parameters" in tags:
+            same = all(defaults.get(k, object()) == v for k, v in _values(cell.source).items())
+            tags.append("remove-cell" if same else "hide-cell")
+    nbformat.write(nb, str(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default=os.environ.get("PROFILE", "full"), choices=PROFILES)
@@ -163,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             execute(nb, src / rel, args.profile, args.timeout)
+            hide_injected_parameters(src / rel)
         except Exception as e:  # papermill's PapermillExecutionError names the cell and the traceback
             log(f"FAILED {rel} after {time.perf_counter() - t0:.1f} s (profile={args.profile})")
             print(str(e), file=sys.stderr)

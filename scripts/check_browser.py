@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Check that the built book renders in a real browser, offline: figures, math and pyvis graphs.
+"""Check that the built book renders in a real browser, offline: every page, its figures, math and pyvis graphs.
 
     python scripts/check_browser.py [PAGE ...] [--html book/_build/html] [--require figure,math,pyvis]
 
-PAGE is a page of the built book, e.g. `chapters/03_cifar10` (".html" optional). Without PAGE, the checks are
-the first chapter of the toc (figure, math and pyvis graph required) and the root page (math required).
+PAGE is a page of the built book, e.g. `chapters/03_cifar10` (".html" optional). Without PAGE, every page of
+the toc is checked (root, chapters, glossary), and the first chapter must hold a figure, math and a pyvis graph.
+On every page, what is there must work: every figure in a cell output loads, math typesets without errors
+wherever the page has math, every pyvis graph draws, the page logs no JavaScript error and requests nothing
+from another host. It prints, per page, the counts of figures, tables and graphs (and warns about code lines
+cut off at the right edge and about raw DataFrames or NaN in tables).
 
 How: the built HTML is served on 127.0.0.1 by `http.server` in a thread, and Debian's headless chromium
 (`/usr/bin/chromium`) opens, for each page, a small same-origin harness that loads the page in an iframe,
@@ -13,7 +17,9 @@ lets it run (`--virtual-time-budget`) and writes what it finds into its own DOM,
   - math:   MathJax (the vendored copy, no CDN) produced `mjx-container` elements and no `mjx-merror`;
   - pyvis:  an <iframe srcdoc> holding vis-network whose document has a drawn <canvas> and a `network`.
 The browser cannot resolve any host name (`--host-resolver-rules`), so a page that needs the internet fails
-here as it would for a reader offline. A screenshot of each page goes to book/_build/screenshots/.
+here as it would for a reader offline; the harness also lists every resource the page (and each graph inside
+it) requested (`performance.getEntriesByType("resource")`) and fails on any that is not on the local server.
+A screenshot of each page goes to book/_build/screenshots/.
 It also fails on: any <script src>, <link href>, <img src> or <iframe src> pointing to another host, in any
 built page or inside an iframe's srcdoc (--allow-external downgrades this to a warning), and any 404 from the
 local server.
@@ -59,6 +65,14 @@ function inspect() {
   catch (e) { out.textContent = JSON.stringify({status: "error", error: String(e)}); return; }
   if (!d || !d.body || d.readyState !== "complete") return;
   const imgs = [...d.querySelectorAll(".cell_output img, .output img")];
+  const local = u => u.startsWith(w.location.origin) || /^(data|blob|about):/.test(u);
+  const requested = win => { try { return win.performance.getEntriesByType("resource").map(e => e.name); }
+                             catch (e) { return []; } };
+  const article = d.querySelector("article") || d.body;
+  const tables = [...article.querySelectorAll("table")];
+  // code boxes of visible input cells whose lines run past the right edge (hidden inputs have no width)
+  const cut = [...d.querySelectorAll(".cell_input pre")]
+    .filter(p => p.clientWidth > 0 && p.scrollWidth > p.clientWidth + 2);
   const graphs = [...d.querySelectorAll("iframe[srcdoc]")]
     .filter(f => /vis-network|vis\\.Network/.test(f.getAttribute("srcdoc")));
   if (!scrolled) { graphs.forEach(f => f.scrollIntoView()); scrolled = true; }
@@ -74,8 +88,17 @@ function inspect() {
       nodes: (cw && cw.nodes && cw.nodes.length) || 0,
     };
   });
+  let foreign = requested(w).filter(u => !local(u));
+  graphs.forEach(f => { try { foreign = foreign.concat(requested(f.contentWindow).filter(u => !local(u))); }
+                        catch (e) {} });
   out.textContent = JSON.stringify({
     status: "ok",
+    tables: tables.length,
+    raw_dataframes: tables.filter(t => t.classList.contains("dataframe")).length,
+    nan_cells: tables.reduce((n, t) => n + [...t.querySelectorAll("td")]
+                               .filter(c => /^\\s*(NaN|nan|None)\\s*$/.test(c.textContent)).length, 0),
+    code_cut_off: cut.length,
+    foreign_requests: foreign,
     url: w.location.pathname,
     title: d.title,
     images_in_outputs: imgs.length,
@@ -214,7 +237,8 @@ def screenshot(base: str, page: str, out: Path, size: str, budget_ms: int, timeo
 
 # ---- which pages -------------------------------------------------------------------------------------
 def default_pages(toc_path: Path) -> list[tuple[str, tuple[str, ...]]]:
-    """[(first chapter, all checks), (root, math)] from a jb-book toc."""
+    """Every page of a jb-book toc in reading order: (root, math), (first chapter, all checks), then the other
+    pages with no required content (what they hold must still render: see `verdict`)."""
     import yaml
 
     toc = yaml.safe_load(toc_path.read_text())
@@ -227,10 +251,9 @@ def default_pages(toc_path: Path) -> list[tuple[str, tuple[str, ...]]]:
                 f for k, v in node.items() if isinstance(v, (list, dict)) for f in files(v)]
         return []
 
-    chapters = [f for f in files({k: v for k, v in toc.items() if k != "root"}) if "chapters/" in f]
-    pages = [(chapters[0], CHECKS)] if chapters else []
-    pages.append((toc["root"], ("math",)))
-    return pages
+    rest = files({k: v for k, v in toc.items() if k != "root"})
+    first = next((f for f in rest if "chapters/" in f), None)
+    return [(toc["root"], ("math",))] + [(f, CHECKS if f == first else ()) for f in rest]
 
 
 def page_file(spec: str) -> str:
@@ -241,12 +264,24 @@ def page_file(spec: str) -> str:
 
 
 def verdict(res: dict, required: tuple[str, ...]) -> list[str]:
-    """Failed checks, as sentences."""
+    """Failed checks, as sentences: what `required` names must be on the page, and whatever is on the page
+    must work (figures load, math typesets, graphs draw, no console error, nothing from another host)."""
     fails = []
     if res.get("status") != "ok":
         return [f"the page did not finish loading ({res})"]
     if "figure" in required and res["images_loaded"] < 1:
         fails.append(f"no figure: {res['images_in_outputs']} <img> in cell outputs, {res['images_loaded']} loaded")
+    elif res["images_loaded"] < res["images_in_outputs"]:
+        fails.append(f"{res['images_in_outputs'] - res['images_loaded']} of {res['images_in_outputs']} figures "
+                     "did not load")
+    if res.get("math_nodes") and "math" not in required:
+        required = (*required, "math")  # a page with math must typeset it
+    if res.get("pyvis") and "pyvis" not in required:
+        required = (*required, "pyvis")  # and draw every graph it holds
+    for c in res.get("console_errors", []):
+        fails.append(f"JavaScript console error: {c}")
+    for u in res.get("foreign_requests", []):
+        fails.append(f"requested from another host: {u}")
     if "math" in required:
         if not res["mathjax_version"]:
             fails.append("no math: MathJax did not load (is _static/mathjax/tex-chtml.js in the site?)")
@@ -304,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
             print("[check_browser] no _toc.yml found; name the pages to check", file=sys.stderr)
             return 2
         pages = [(page_file(p), req) for p, req in default_pages(toc)]
-        if len(pages) == 1:
-            say("WARNING: the toc has no chapter yet; checking the root page only")
+        if not any(req == CHECKS for _, req in pages):
+            say("WARNING: the toc has no chapter page yet: no page is required to hold a figure or a graph")
     shots = (args.screenshots or html_dir.parent / "screenshots").resolve()
 
     failures: list[str] = []
+    counts: list[tuple[str, int, int, int]] = []
     external = scan_external(html_dir)
     for e in external:
         say(("WARNING" if args.allow_external else "FAIL") + f": loads from another host: {e}")
@@ -338,17 +374,20 @@ def main(argv: list[str] | None = None) -> int:
             shot_ok = screenshot(base, page, shot, args.window_size, args.budget_ms, args.timeout)
             fails = verdict(res, req)
             failures += [f"{page}: {f}" for f in fails]
-            summary = (f"{res.get('images_loaded', 0)} figure(s), {res.get('mjx_containers', 0)} typeset math "
-                       f"(MathJax {res.get('mathjax_version')}), {len(res.get('pyvis', []))} pyvis graph(s) "
-                       f"[required: {', '.join(req)}]")
+            summary = (f"{res.get('images_loaded', 0)} figure(s), {res.get('tables', 0)} table(s), "
+                       f"{len(res.get('pyvis', []))} graph(s), {res.get('mjx_containers', 0)} typeset math "
+                       f"(MathJax {res.get('mathjax_version')})"
+                       + (f" [required: {', '.join(req)}]" if req else ""))
+            counts.append((page, res.get("images_loaded", 0), res.get("tables", 0), len(res.get("pyvis", []))))
             say(f"{'ok  ' if not fails else 'FAIL'} {page}: {summary} in {time.perf_counter() - t0:.1f} s; "
                 f"screenshot {shot if shot_ok else 'FAILED'}")
             for f in fails:
                 say(f"     {f}")
-            for c in res.get("console_errors", []):
-                known = " (known jupyter-book 1.x quirk: sphinx-thebe's inline config is emitted twice; harmless)" \
-                    if "THEBE_JS_URL" in c else ""
-                say(f"     WARNING: JavaScript console: {c}{known}")
+            for key, what in (("code_cut_off", "code cell(s) with lines cut off at the right edge"),
+                              ("raw_dataframes", "raw DataFrame table(s) (use lumina.tables.show_table)"),
+                              ("nan_cells", "table cell(s) reading NaN/None")):
+                if res.get(key):
+                    say(f"     WARNING: {res[key]} {what}")
     finally:
         server.shutdown()
 
@@ -356,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     for p in missing:
         failures.append(f"404 from the local server: {p}")
         say(f"FAIL: 404 {p}")
+    say("page | figures | tables | graphs")
+    for page, n_fig, n_tab, n_graph in counts:
+        say(f"{page.removesuffix('.html')} | {n_fig} | {n_tab} | {n_graph}")
     if failures:
         say(f"{len(failures)} problem(s):")
         for f in failures:

@@ -70,3 +70,20 @@ def test_cifar_adaptation_keeps_spatial_map(name, features, hw):
     model = build_baseline(name).eval()
     with torch.no_grad():
         assert features(model, torch.randn(1, 3, 32, 32)).shape[-2:] == (hw, hw)
+
+
+def test_a_baseline_trains_and_resumes_exactly_through_the_shared_loop(tmp_path):
+    """The same loop and recipe as LuminaNet (torch's AdamW here); a stopped run resumes bit-identically."""
+    from lumina.config import resolve
+    from lumina.loop import train
+
+    cfg = resolve("synthetic", "smoke", arch="lenet5", epochs=1.0, threads=1, eval_every=5)
+    quiet = dict(log=lambda *a: None)
+    assert train(cfg, ckpt=tmp_path / "c.safetensors", stop_after=7, **quiet) is None
+    resumed = train(cfg, ckpt=tmp_path / "c.safetensors", **quiet)
+    straight = train(cfg, **quiet)
+    untimed = lambda r: [{k: v for k, v in h.items() if k != "train_s"} for h in r.result["history"]]
+    assert untimed(resumed) == untimed(straight) and resumed.result["metrics"] == straight.result["metrics"]
+    a, b = resumed.model.state_dict(), straight.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert resumed.events == [] and "event_counts" not in resumed.result

@@ -1,17 +1,28 @@
-"""Evolution ops (invariants, parameter counts, exact preservation where the design promises it),
-the policy (determinism, event log) and the optimizer's carry-over."""
+"""Evolution: the ops (invariants, exact preservation where the design promises it, the in-degree cap), the
+policy (determinism, loads, connection scores, every mechanism firing, invariants over many events with
+hypothesis) and the optimizer (AdamW with per-element step counts, bit-exact carry-over, fresh tensors)."""
+import copy
+import dataclasses
+import random
+
 import pytest
 import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from lumina.config import resolve
+from lumina.config import EvolutionConfig, resolve
 from lumina.evolution import ops
-from lumina.evolution.policy import EvolutionPolicy
-from lumina.model import ckey, ekey, forward_reference
-from lumina.optim import carry_over, make_optimizer, named_moments
+from lumina.evolution.policy import OPS, EvolutionPolicy, s2_grad
+from lumina.evolution.replay import apply_event, replay
+from lumina.loop import apply_change, train
+from lumina.model import LuminaNet, ckey, ekey, forward_fast, forward_reference
+from lumina.optim import STATE, EvolvingAdamW, carry_over, make_optimizer, named_state
 from lumina.topology import Graph, TopologyError
-from tests.helpers import image_model, random_graph
+from tests.helpers import image_model, random_graph, random_params, text_model
 
 D_IN, D = 256, 8
+QUIET = dict(log=lambda *a: None)
 
 
 def install(m, change):
@@ -35,8 +46,10 @@ def x():
     return torch.randn(6, 3, 32, 32)
 
 
-def test_grow_adds_neurons_and_preserves_the_function(x):
-    m = image_model(random_graph(seed=2))
+# ---- the ops -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_grow_adds_neurons_and_preserves_the_function(x, cl):
+    m = image_model(random_graph(seed=2), cl=cl)
     before, p0 = outputs(m, x), n_params(m)
     ch = ops.grow(m.graph, m.params_dict(), 3, 5, D_IN, D)
     assert ch.graph.clusters[3].size == m.graph.clusters[3].size + 5
@@ -47,22 +60,26 @@ def test_grow_adds_neurons_and_preserves_the_function(x):
 
 def test_reduce_of_silent_neurons_is_exact(x):
     m = image_model(random_graph(seed=2))
-    with torch.no_grad():
-        m.cluster_views()[ckey(4, "v")][:2] = 0  # neurons 0, 1 have no output
+    p = m.params_dict()
+    p[ckey(4, "v")][:2] = 0  # neurons 0, 1 have no output
+    install(m, ops.Change(m.graph, p))
     before, m4 = outputs(m, x), m.graph.clusters[4].size
     install(m, ops.reduce(m.graph, m.params_dict(), 4, list(range(2, m4))))
     assert m.graph.clusters[4].size == m4 - 2
     assert torch.allclose(outputs(m, x), before, atol=1e-6)
 
 
-def test_connect_is_exact_with_sum_aggregation_and_prune_of_zero_edge_too(x):
-    m = image_model(random_graph(seed=4), aggregate="sum")
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_connect_is_exact_with_sum_aggregation_and_prune_of_zero_edge_too(x, cl):
+    m = image_model(random_graph(seed=4), aggregate="sum", cl=cl)
     before = outputs(m, x)
-    ch = ops.connect(m.graph, m.params_dict(), 7, 2, D)
-    assert ch.graph.edges[(7, 2)].kind == "feedback"
+    free = next((j, 2) for j in range(12, 0, -1) if (j, 2) not in m.graph.edges)
+    ch = ops.connect(m.graph, m.params_dict(), *free, m.edge_shape, step=3)
+    assert ch.graph.edges[free].kind == "feedback" and ch.graph.edges[free].born == 3
+    assert tuple(ch.params[ekey(*free)].shape) == m.edge_shape and not ch.params[ekey(*free)].any()
     install(m, ch)
     assert torch.allclose(outputs(m, x), before, atol=1e-6)
-    install(m, ops.prune(m.graph, m.params_dict(), 7, 2))
+    install(m, ops.prune(m.graph, m.params_dict(), *free))
     assert torch.allclose(outputs(m, x), before, atol=1e-6)
 
 
@@ -72,7 +89,7 @@ def test_connect_with_mean_changes_the_function(x):
     g.add_edge(0, 5)
     m = image_model(g)
     before = outputs(m, x)
-    install(m, ops.connect(m.graph, m.params_dict(), 1, 5, D))
+    install(m, ops.connect(m.graph, m.params_dict(), 1, 5, m.edge_shape))
     assert not torch.allclose(outputs(m, x), before, atol=1e-4)
 
 
@@ -82,28 +99,33 @@ def channel_sum(m, x):
         return forward_reference(m, m.encode_inputs(x)).sum(0)
 
 
-def test_split_of_an_isolated_cluster_is_exact(x):
-    m = image_model(Graph.initial(12, 6))
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_split_of_an_isolated_cluster_is_exact(x, cl):
+    m = image_model(Graph.initial(12, 6), cl=cl)
     before, p0, s0 = outputs(m, x), n_params(m), channel_sum(m, x)
     ch = ops.split(m.graph, m.params_dict(), 5, [0, 2, 4], step=7)
     child = ch.graph.clusters[12]
     assert (child.slot, child.size, child.parent, child.born) == (5, 3, 5, 7)
     assert ch.graph.clusters[5].size == 3
     install(m, ch)
-    assert n_params(m) == p0 + D  # only the child's output bias is new
+    assert n_params(m) == p0 + D + (D * D if cl == "source" else 0)  # the child's bias (and its copy of W_C)
+    assert torch.equal(ch.params[ckey(12, "b_out")], torch.zeros(D))
     assert torch.allclose(channel_sum(m, x), s0, atol=1e-6)
     assert torch.allclose(outputs(m, x), before, atol=1e-3)  # LayerNorm absorbs the 12 -> 13 mean, up to eps
 
 
-def test_split_inherits_edges_and_is_exact_for_the_last_cluster_under_sum(x):
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_split_inherits_edges_and_is_exact_for_the_last_cluster_under_sum(x, cl):
     g = Graph.initial(12, 6)
     g.add_edge(2, 11)
     g.add_edge(4, 11)
-    m = image_model(g, aggregate="sum")
+    m = image_model(g, aggregate="sum", cl=cl)
     before = channel_sum(m, x)
     ch = ops.split(m.graph, m.params_dict(), 11, [1, 3])
-    assert {(2, 12), (4, 12)} <= set(ch.graph.edges)
+    assert {(2, 12), (4, 12)} <= set(ch.graph.edges) and sorted(ch.edges) == [(2, 12), (4, 12)]
     assert torch.equal(ch.params[ekey(2, 12)], ch.params[ekey(2, 11)])
+    if cl == "source":
+        assert torch.equal(ch.params[ckey(12, "w_c")], ch.params[ckey(11, "w_c")])
     install(m, ch)
     assert torch.allclose(channel_sum(m, x), before, atol=1e-5)
 
@@ -111,105 +133,278 @@ def test_split_inherits_edges_and_is_exact_for_the_last_cluster_under_sum(x):
 def test_split_of_self_loop_gives_parent_child_pair():
     g = Graph.initial(3, 4)
     g.add_edge(1, 1)
-    ch = ops.split(g, image_model(Graph.initial(3, 4)).params_dict() | {ekey(1, 1): torch.zeros(D, D)}, 1, [0])
+    params = random_params(g, D_IN, D)
+    ch = ops.split(g, params, 1, [0])
     assert {(1, 1), (1, 3), (3, 1), (3, 3)} <= set(ch.graph.edges)
+
+
+def test_split_respects_the_in_degree_cap():
+    """B3: a child copies its parent's in- and out-edges only where the cap admits them."""
+    g = Graph.initial(8, 6)
+    for j in (0, 1, 2, 3):
+        g.add_edge(j, 5)  # parent 5 has in-degree 4
+    for j in (0, 1, 2):
+        g.add_edge(j, 6)
+    g.add_edge(5, 6)  # 6 has in-degree 4: full under a cap of 4
+    g.add_edge(5, 7)  # 7 has in-degree 1
+    g.add_edge(5, 5)  # the self-loop adds 5->child, child->5, child->child
+    params = random_params(g, D_IN, D)
+    cap = 4
+    assert max(g.in_degree(i) for i in g.ids) == 5  # 5 itself: 4 + its self-loop (a pre-existing excess)
+    uncapped = ops.split(g, params, 5, [0, 1, 2])
+    assert max(uncapped.graph.in_degree(i) for i in uncapped.graph.ids) > cap + 1  # what v1 did
+    ch = ops.split(g, params, 5, [0, 1, 2], max_in_degree=cap)
+    child = ch.graph.next_id - 1
+    h = ch.graph
+    assert h.in_degree(child) <= cap and h.in_degree(6) == 4 and (child, 6) not in h.edges
+    assert (child, 7) in h.edges  # room there
+    assert all(h.in_degree(i) <= max(cap, g.in_degree(i)) for i in h.ids)  # nothing rose above the cap
+    assert set(ch.edges) == set(h.edges) - set(g.edges) and set(params) - {ekey(*e) for e in g.edges} \
+        <= set(ch.params)
+    image_model(h).set_topology(h, ch.params)  # parameters match the capped topology
 
 
 @pytest.mark.parametrize("op", ["grow", "reduce", "split", "connect", "prune"])
 def test_ops_keep_invariants_and_do_not_mutate_inputs(op):
     g = random_graph(seed=5)
-    m = image_model(g)
-    snapshot, params = g.to_json(), m.params_dict()
+    params = random_params(g, D_IN, D)
+    snapshot = g.to_json()
     copies = {k: v.clone() for k, v in params.items()}
     src, dst = next(iter(g.edges))
     free = next((j, i) for j in g.ids for i in g.ids if (j, i) not in g.edges)
     ch = {"grow": lambda: ops.grow(g, params, 0, 3, D_IN, D),
           "reduce": lambda: ops.reduce(g, params, 0, [0]),
           "split": lambda: ops.split(g, params, 0, [0]),
-          "connect": lambda: ops.connect(g, params, *free, D),
+          "connect": lambda: ops.connect(g, params, *free, ()),
           "prune": lambda: ops.prune(g, params, src, dst)}[op]()
     assert g.to_json() == snapshot  # pure: neither the graph nor any input tensor changed
     assert set(params) == set(copies) and all(torch.equal(params[k], copies[k]) for k in params)
     ch.graph.validate()  # no dangling edges, feedforward edges go up
     assert all((e.src < e.dst) == (e.kind == "feedforward") for e in ch.graph.edges.values())
     image_model(ch.graph).set_topology(ch.graph, ch.params)  # parameters match the topology
+    assert ch.origin is params  # survivors are recognised as the same objects (their optimizer state carries)
+    assert all(ch.params[k] is params[k] for k in params if k in ch.params and k not in ch.lineage)
 
 
 def test_op_errors():
-    g = Graph.initial(3, 4)
-    p = image_model(Graph.initial(3, 4)).params_dict()
+    g = Graph.initial(3, 4, causal=True)
+    p = random_params(g, D_IN, D)
     with pytest.raises(TopologyError, match="does not exist"):
         ops.grow(g, p, 9, 1, D_IN, D)
+    with pytest.raises(ValueError, match="n >= 1"):
+        ops.grow(g, p, 0, 0, D_IN, D)
     with pytest.raises(ValueError, match="proper non-empty subset"):
         ops.split(g, p, 0, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="non-empty subset"):
+        ops.reduce(g, p, 0, [])
     with pytest.raises(TopologyError, match="does not exist"):
         ops.prune(g, p, 0, 1)
+    with pytest.raises(TopologyError, match="causal"):  # backwards in position
+        ops.connect(g, p, 2, 1)
+    ch = ops.connect(g, p, 1, 2)
+    with pytest.raises(TopologyError, match="already exists"):
+        ops.connect(ch.graph, ch.params, 1, 2)
 
 
-def trained_briefly(m, lr, weight_decay, steps=3):
-    opt = make_optimizer(m, lr, weight_decay)
-    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(m(x), y).backward()
-        opt.step()
-    return opt, x, y
+def tiny_image_model(g: Graph, cl: str = "source", aggregate: str = "mean", seed: int = 0) -> LuminaNet:
+    """1x8x8 images in 4x4 patches: 4 slots of 16 values (fast enough for thousands of steps)."""
+    return LuminaNet(g, d_in=16, d_hidden=4, n_out=5, patch=4, image_shape=(1, 8, 8), aggregate=aggregate, cl=cl,
+                     params=random_params(g, 16, 4, seed, cl))
+
+
+# ---- the optimizer -----------------------------------------------------------------------------------
+def batch(n=8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 32, 32, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+
+
+def step(m, opt, x, y):
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(m(x), y).backward()
+    opt.step()
+
+
+def test_evolving_adamw_is_adamw_without_evolution():
+    """With no event, the per-element step count changes nothing: the same trajectory as torch's AdamW."""
+    m = image_model(random_graph(seed=3))
+    twin = copy.deepcopy(m)
+    ours = make_optimizer(m, 3e-3, 0.05, betas=(0.8, 0.99))
+    assert isinstance(ours, EvolvingAdamW)
+    theirs = torch.optim.AdamW([{"params": g["params"], "weight_decay": g["weight_decay"]}
+                                for g in make_optimizer(twin, 3e-3, 0.05).param_groups], lr=3e-3, betas=(0.8, 0.99))
+    x, y = batch()
+    for _ in range(5):
+        step(m, ours, x, y)
+        step(twin, theirs, x, y)
+    for (n, a), b in zip(m.named_parameters(), twin.parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), n
 
 
 def test_optimizer_state_carries_over_bit_identically():
-    torch.manual_seed(0)
     m = image_model(random_graph(seed=6))
-    opt, x, y = trained_briefly(m, lr=1e-3, weight_decay=0.01)
-    before = named_moments(opt, m)
+    opt = make_optimizer(m, 1e-3, 0.01)
+    x, y = batch()
+    for _ in range(3):
+        step(m, opt, x, y)
+    before = named_state(opt, m)
     saved = {k: {n: t.clone() for n, t in v.items()} for k, v in before.items()}
     base = m.params_dict()
     ch = ops.Change(m.graph, base, origin=base)
     ch = ops.compose(ch, ops.grow(ch.graph, ch.params, 2, 4, D_IN, D))  # rows: the old m, then 4 fresh
     ch = ops.compose(ch, ops.split(ch.graph, ch.params, 2, [0, 1]))  # old rows 0, 1 move to the child
-    ch = ops.compose(ch, ops.connect(ch.graph, ch.params, 3, 1, D))
+    ch = ops.compose(ch, ops.connect(ch.graph, ch.params, 3, 1, m.edge_shape))
     m.set_topology(ch.graph, ch.params)  # a different packing: levels and paddings change
     new_opt = carry_over(opt, before, m, ch)
-    after = named_moments(new_opt, m)
+    after = named_state(new_opt, m)
     survivors = [n for n, t in ch.params.items() if t is base.get(n)]
     assert len(survivors) > 10
-    for k in ("exp_avg", "exp_avg_sq"):
-        for n in survivors:  # untouched tensors: moments bit-identical
+    child = m.graph.next_id - 1
+    assert set(STATE) >= {"exp_avg", "exp_avg_sq"} and len(STATE) > 2  # the moments and a per-element step count
+    for k in STATE:
+        for n in survivors:  # untouched tensors: moments and step counts bit-identical
             assert torch.equal(after[k][n], saved[k][n]), n
-        child = m.graph.next_id - 1
         old_u = saved[k][ckey(2, "u")]
         assert torch.equal(after[k][ckey(child, "u")], old_u[[0, 1]])  # the child's rows
         parent = after[k][ckey(2, "u")]
         assert torch.equal(parent[:-4], old_u[2:]) and torch.all(parent[-4:] == 0)  # kept rows, fresh rows
         assert torch.all(after[k][ekey(3, 1)] == 0) and torch.all(after[k][ckey(child, "b_out")] == 0)  # fresh
-    for p in m.p.values():  # padding carries no moments
+        assert torch.equal(after[k][ckey(child, "w_c")], saved[k][ckey(2, "w_c")])  # copied W_C, copied state
+    for p in m.p.values():
         assert p in new_opt.state
-    # and training goes on
-    new_opt.zero_grad()
-    torch.nn.functional.cross_entropy(m(x), y).backward()
-    new_opt.step()
+    step(m, new_opt, x, y)  # and training goes on
+
+
+def test_a_single_op_applied_by_the_loop_keeps_every_other_state():
+    """`ops.grow` + `loop.apply_change`, without composing by hand: survivors keep their moments."""
+    m = image_model(random_graph(seed=6))
+    opt = make_optimizer(m, 1e-3, 0.01)
+    x, y = batch()
+    step(m, opt, x, y)
+    before = named_state(opt, m)
+    saved = {n: t.clone() for n, t in before["exp_avg"].items()}
+    opt = apply_change(m, opt, ops.grow(m.graph, m.params_dict(), 2, 3, D_IN, D))
+    after = named_state(opt, m)["exp_avg"]
+    for n, t in saved.items():
+        if n.startswith("c2_") and not n.endswith(("b_out", "w_c")):
+            assert torch.equal(after[n][:-3], t) and not after[n][-3:].any(), n
+        else:
+            assert torch.equal(after[n], t), n
 
 
 def test_padding_stays_zero_during_training():
     m = image_model(random_graph(seed=7))
-    trained_briefly(m, lr=1e-2, weight_decay=0.1)
-    views = m.params_dict()
-    repacked = m._plan.pack(views)
+    opt = make_optimizer(m, 1e-2, 0.1)
+    x, y = batch()
+    for _ in range(3):
+        step(m, opt, x, y)
+    repacked = m.pack(m.params_dict())
     for name, p in m.p.items():
         assert torch.equal(p.detach(), repacked[name]), name  # everything outside the views is still 0
 
 
-def _run_policy(seed):
-    cfg = resolve("synthetic", "smoke").evolution
-    torch.manual_seed(0)
-    m = image_model(Graph.initial(12, 8))
+def test_a_fresh_tensor_late_in_a_run_moves_exactly_as_under_a_new_adamw():
+    """B2: after 1,000 steps, grow a cluster; the new rows move exactly as under a fresh AdamW (same lr, betas,
+    weight decay) fed the same gradients, no update above the learning rate; every old element moves as it
+    would have without the event."""
+    g = Graph.initial(4, 4)
+    for e in ((0, 2), (2, 1), (3, 3), (1, 3)):
+        g.add_edge(*e)
+    m = tiny_image_model(g)
+    lr, betas, wd = 1e-3, (0.9, 0.999), 0.05
+    opt = make_optimizer(m, lr, wd, betas)
+    gen = torch.Generator().manual_seed(0)
+    data = [(torch.randn(8, 1, 8, 8, generator=gen), torch.randint(0, 5, (8,), generator=gen)) for _ in range(10)]
+    for k in range(1000):  # random labels: the loss stays up, so gradients stay far above Adam's eps
+        step(m, opt, *data[k % 10])
+    x, y = data[0]
+    twin_m, twin_opt = copy.deepcopy((m, opt))  # the same run without the event
+    base = m.params_dict()
+    opt = apply_change(m, opt, ops.grow(m.graph, base, 2, 3, m.d_in, m.d_hidden, torch.Generator().manual_seed(1)))
+    names = {k: ckey(2, k) for k in ("w_in", "b_in", "u", "v")}
+    ref = {}  # a new AdamW per tensor, on a copy of its fresh rows
+    for k, name in names.items():
+        q = torch.nn.Parameter(m.params_dict()[name][-3:].clone())
+        ref[k] = (q, torch.optim.AdamW([q], lr=lr, betas=betas, weight_decay=0.0 if k == "b_in" else wd))
+    step(twin_m, twin_opt, x, y)
+    moved, untouched = 0, {k: torch.ones_like(q, dtype=torch.bool) for k, (q, _) in ref.items()}
+    for t in range(2):  # the grown rows get no gradient until v has moved: check two steps
+        old = m.params_dict()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(m(x), y).backward()
+        grads = {n: v.clone() for n, v in m.unpack({n: p.grad for n, p in m.p.items()}).items()}
+        opt.step()
+        new = m.params_dict()
+        for k, name in names.items():
+            q, q_opt = ref[k]
+            q.grad = grads[name][-3:].clone()
+            q_opt.step()
+            assert torch.allclose(new[name][-3:], q.detach(), atol=1e-6, rtol=0), (t, name)
+            decay = 0.0 if k == "b_in" else wd
+            adam = (new[name][-3:] - old[name][-3:] * (1 - lr * decay)).abs()  # the update without weight decay
+            first = untouched[k] & (q.grad != 0)  # elements taking their first real step now
+            untouched[k] &= q.grad == 0
+            assert (adam[first] <= lr * (1 + 1e-5)).all(), (t, name, float(adam.max() / lr))
+            moved += int((adam[first] > 0.5 * lr).sum())
+        if t == 0:  # every old element moves exactly as it would have without the event
+            twin_new = twin_m.params_dict()
+            for name in base:
+                rows = slice(None, -3) if name in names.values() else ...
+                assert torch.allclose(new[name][rows] - old[name][rows], twin_new[name] - base[name],
+                                      atol=1e-9, rtol=1e-4), name
+    assert moved > 30
+
+
+def test_no_event_raises_a_first_update_above_the_learning_rate():
+    """New edges (gates, per-edge W_C), grown rows and a split child's bias: first update <= lr (plus weight
+    decay), however long the run has trained."""
+    for cl in ("source", "edge"):
+        m = image_model(random_graph(seed=8, n_edges=12), d_hidden=4, cl=cl)
+        lr, wd = 2e-3, 0.05
+        opt = make_optimizer(m, lr, wd)
+        x, y = batch(4)
+        for _ in range(200):
+            step(m, opt, x, y)
+        base = m.params_dict()
+        ch = ops.Change(m.graph, base, origin=base)
+        ch = ops.compose(ch, ops.grow(ch.graph, ch.params, 4, 3, D_IN, 4))
+        ch = ops.compose(ch, ops.split(ch.graph, ch.params, 4, [0, 1, 2]))
+        free = [(j, i) for j in ch.graph.ids for i in ch.graph.ids if (j, i) not in ch.graph.edges][:5]
+        for e in free:
+            ch = ops.compose(ch, ops.connect(ch.graph, ch.params, *e, m.edge_shape))
+        opt = apply_change(m, opt, ch)
+        old = m.params_dict()
+        step(m, opt, x, y)
+        new = m.params_dict()
+        fresh = {ekey(*e): None for e in free} | {ckey(ch.graph.next_id - 1, "b_out"): None}
+        fresh |= {ckey(4, k): slice(-3, None) for k in ("w_in", "b_in", "u", "v")}
+        for name, rows in fresh.items():
+            o, n = old[name], new[name]
+            if rows is not None:
+                o, n = o[rows], n[rows]
+            decay = 0.0 if ("b_" in name or name.startswith("e") and cl == "source") else wd
+            upd = (n - o * (1 - lr * decay)).abs()
+            assert upd.max() <= lr * (1 + 1e-5), (cl, name, float(upd.max() / lr))
+            if rows is None:  # new edges and the child's bias get a gradient at once: a full first step
+                assert upd.max() > 0.5 * lr, (cl, name)
+
+
+# ---- the policy --------------------------------------------------------------------------------------
+def _probe(m, n=16, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 32, 32, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+
+
+def _run_policy(seed, **over):
+    cfg = resolve("synthetic", "smoke", **over).evolution
+    torch.manual_seed(0)  # the OL's init draws from the global generator (the trainer seeds it)
+    m = image_model(Graph.initial(12, 8), seed=3)
     pol = EvolutionPolicy(cfg, seed)
-    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    loss = torch.nn.functional.cross_entropy
-    for step in range(1, 4):
-        loss(m(x), y).backward()
+    x, y = _probe(m)
+    for s in range(1, 4):
+        F.cross_entropy(m(x), y).backward()
         pol.observe(m, 0)
         m.zero_grad()
-        ch = pol.evolve(m, x, y, loss, step * 10)
+        ch = pol.evolve(m, x, y, F.cross_entropy, s * 10)
         if ch:
             install(m, ch)
     return m.graph.to_json(), [e.to_dict() for e in pol.events]
@@ -218,41 +413,231 @@ def _run_policy(seed):
 def test_policy_is_deterministic_and_logs_every_op():
     a, b = _run_policy(1), _run_policy(1)
     assert a == b
-    ops_seen = {e["op"] for e in a[1]}
-    assert {"connect", "grow", "split"} <= ops_seen
+    assert {"connect", "grow", "split"} <= {e["op"] for e in a[1]}
     for e in a[1]:
         assert {"step", "op", "clusters", "reason", "before", "after"} <= set(e)
 
 
-def test_policy_switches_turn_mechanisms_off():
-    cfg = resolve("synthetic", "smoke", split=False, connect=False).evolution
+def test_load_is_measured_for_every_cluster_even_without_edges():
+    """B1: with no edges no U has a gradient; every cluster must still get a load, so growth can fire."""
     m = image_model(Graph.initial(12, 8))
-    pol = EvolutionPolicy(cfg, 0)
-    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    torch.nn.functional.cross_entropy(m(x), y).backward()
+    pol = EvolutionPolicy(resolve("synthetic", "smoke").evolution, 0)
+    x, y = _probe(m)
+    F.cross_entropy(m(x), y).backward()
     pol.observe(m, 0)
-    for step in (10, 20, 30):
-        ch = pol.evolve(m, x, y, torch.nn.functional.cross_entropy, step)
-        if ch:
-            install(m, ch)
-    assert not {"split", "connect"} & {e.op for e in pol.events}
+    assert set(pol.load) == set(m.graph.ids) and all(v > 0 for v in pol.load.values())
+    ch = pol.evolve(m, x, y, F.cross_entropy, 10)
+    assert ch is not None and "grow" in {e.op for e in pol.events}
+
+
+def test_a_network_without_connections_still_grows_and_splits():
+    """B1 end to end: the synthetic smoke run with connect and prune off evolves (v1 logged nothing)."""
+    r = train(resolve("synthetic", "smoke", connect=False, prune=False, threads=1), **QUIET)
+    c = r.result["event_counts"]
+    assert c["grow"] > 0 and c["split"] > 0 and c["connect"] == c["prune"] == 0, c
+    assert not r.model.graph.edges and len(r.model.graph.clusters) > 12
+
+
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_connect_scores_are_the_gradient_of_a_zero_edge(cl):
+    """RigL: an absent edge's score is |dL/d(its zero gate or W_C)| (exact under aggregate="sum")."""
+    m = image_model(random_graph(seed=9, n_edges=8), aggregate="sum", cl=cl)
+    cfg = EvolutionConfig(prune=False, reduce=False, grow=False, split=False, connect_k=3, max_in_degree=50,
+                          connect_gate=0.0)
+    pol = EvolutionPolicy(cfg, 0)
+    x, y = _probe(m, 8)
+    ch = pol.evolve(m, x, y, F.cross_entropy, 10)
+    added = [e for e in pol.events if e.op == "connect"]
+    assert len(added) == 3
+    install(m, ch)
+    m.zero_grad()
+    F.cross_entropy(m(x), y).backward()
+    grads = m.unpack({k: p.grad if p.grad is not None else torch.zeros_like(p) for k, p in m.p.items()})
+    for e in added:
+        g = grads[ekey(*e.clusters)]
+        assert e.score == pytest.approx(float(g.abs() if cl == "source" else g.norm()), rel=1e-4, abs=1e-6)
 
 
 def test_fast_probe_trace_matches_the_reference_trace():
-    from lumina.evolution.policy import s2_grad
-    from lumina.model import forward_fast
+    for cl in ("source", "edge"):
+        m = image_model(random_graph(seed=8), cl=cl)
+        x, y = _probe(m, 6)
+        traces = []
+        for fwd in (forward_reference, forward_fast):
+            trace = {}
+            F.cross_entropy(m.readout(fwd(m, m.encode_inputs(x), trace=trace)), y).backward()
+            m.zero_grad()
+            traces.append(trace)
+        ref, fast = traces
+        assert set(ref) == set(fast) == set(m.graph.ids)
+        for i in m.graph.ids:
+            assert torch.allclose(s2_grad(ref[i]), s2_grad(fast[i]), atol=1e-6)
+            for k in ("h2", "f1", "f2"):
+                assert torch.allclose(ref[i][k], fast[i][k], atol=1e-5), (i, k)
 
-    m = image_model(random_graph(seed=8))
-    x, y = torch.randn(6, 3, 32, 32), torch.randint(0, 10, (6,))
-    traces = []
-    for fwd in (forward_reference, forward_fast):
-        trace = {}
-        torch.nn.functional.cross_entropy(m.readout(fwd(m, m.encode_inputs(x), trace=trace)), y).backward()
-        m.zero_grad()
-        traces.append(trace)
-    ref, fast = traces
-    assert set(ref) == set(fast) == set(m.graph.ids)
-    for i in m.graph.ids:
-        assert torch.allclose(s2_grad(ref[i]), s2_grad(fast[i]), atol=1e-6)
-        for k in ("h2", "f1", "f2"):
-            assert torch.allclose(ref[i][k], fast[i][k], atol=1e-5), (i, k)
+
+# ---- the policy in training: every mechanism fires, the cap holds ------------------------------------
+def test_every_event_kind_fires_at_the_default_thresholds():
+    r = train(resolve("synthetic", "smoke", threads=1), **QUIET)
+    c = r.result["event_counts"]
+    assert all(c[op] > 0 for op in OPS), c
+    assert replay(Graph.initial(12, 8), r.events).to_dict() == r.model.graph.to_dict()
+
+
+# A mechanism that can only act on what another one made: a split needs a cluster that outgrew m_max, and
+# reduction at its default threshold (2% of the median contribution) only catches neurons that have not
+# learned an output yet, which is what growth adds (their v rows start at zero).
+# And pruning needs edges, which only connect adds to a network that starts without any.
+NEEDS = {"split": "grow", "reduce": "grow", "prune": "connect"}
+
+
+@pytest.mark.parametrize("off", OPS)
+def test_each_mechanism_off_in_turn_leaves_the_others_firing(off):
+    """B1-like bugs silence a mechanism when another is off. Pruning's threshold is raised to the evolution
+    chapter's smoke value (0.5x the median saliency): at the default (0.1x) a 32-step run prunes at most once,
+    which the test above checks."""
+    r = train(resolve("synthetic", "smoke", threads=1, prune_frac=0.5, **{off: False}), **QUIET)
+    c = r.result["event_counts"]
+    assert c[off] == 0, c
+    expected = [op for op in OPS if op != off and NEEDS.get(op) != off]
+    assert all(c[op] > 0 for op in expected), (off, c)
+
+
+def test_in_degrees_never_exceed_the_cap_over_many_events():
+    """B3 in training: after every event of a long run with a small cap, no in-degree exceeds it, and the
+    cap did drop edges a split child would otherwise have inherited."""
+    cap = 2
+    cfg = resolve("synthetic", "smoke", threads=1, epochs=4.0, max_in_degree=cap, evolve_every=2, connect_k=6)
+    r = train(cfg, **QUIET)
+    initial = Graph.initial(12, cfg.model.init_size)
+    assert len(r.events) > 100 and r.result["event_counts"]["split"] > 3
+    g, dropped = initial.copy(), 0
+    for e in r.events:
+        if e["op"] == "split":
+            parent, child = e["clusters"]
+            dropped += len(ops.inherited_edges(g, parent, child)) - len(e["edges"])
+        apply_event(g, e)
+        assert max(g.in_degree(i) for i in g.ids) <= cap, e
+        assert min(c.size for c in g.clusters.values()) >= cfg.evolution.m_min
+    assert dropped > 0
+    assert g.to_dict() == r.model.graph.to_dict()
+
+
+# ---- invariants over many events (hypothesis) ----------------------------------------------------------
+SMALL = EvolutionConfig(m_min=2, m_max=8, grow_n=3, grow_k=2, split_k=2, connect_k=3, prune_frac=0.9, prune_k=2,
+                        min_edge_age=0, reduce_frac=0.5, reduce_max=0.5, max_clusters=14, max_neurons=120,
+                        load_every=1, evolve_every=1)
+ACTIONS = ("grow", "reduce", "split", "connect", "prune", "policy", "policy", "train")
+
+
+def _small_model(text: bool, cl: str, aggregate: str, seed: int) -> tuple[LuminaNet, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    if text:  # 4 positions, causal
+        g = Graph.initial(4, 4, causal=True)
+        m = text_model(g, vocab=12, d_in=4, d_hidden=4, aggregate=aggregate, cl=cl, seed=seed)
+        x = torch.randint(0, 12, (6, 4), generator=gen)
+        return m, x, torch.randint(0, 12, (6, 4), generator=gen)
+    m = tiny_image_model(Graph.initial(4, 4), cl, aggregate, seed)
+    return m, torch.randn(6, 1, 8, 8, generator=gen), torch.randint(0, 5, (6,), generator=gen)
+
+
+def _loss(logits, y):
+    return F.cross_entropy(logits.flatten(0, -2), y.flatten())
+
+
+def _direct(action: str, m: LuminaNet, rng: random.Random, step: int, cap: int):
+    """A random op that respects the invariants (cap, m_min), with the event it logs; None if none applies."""
+    g, p, c = m.graph, m.params_dict(), SMALL
+    if action == "grow":
+        i, n = rng.choice(g.ids), rng.randint(1, 4)
+        return ops.grow(g, p, i, n, m.d_in, m.d_hidden), dict(op="grow", clusters=[i], before=[g.clusters[i].size],
+                                                              after=[g.clusters[i].size + n])
+    if action == "reduce":
+        big = [i for i in g.ids if g.clusters[i].size > c.m_min]
+        if not big:
+            return None
+        i = rng.choice(big)
+        keep = rng.sample(range(g.clusters[i].size), rng.randint(c.m_min, g.clusters[i].size - 1))
+        return ops.reduce(g, p, i, keep), dict(op="reduce", clusters=[i], before=[g.clusters[i].size], after=[len(keep)])
+    if action == "split":
+        big = [i for i in g.ids if g.clusters[i].size >= 2 * c.m_min]
+        if not big or len(g.clusters) >= c.max_clusters:
+            return None
+        i = rng.choice(big)
+        m_i = g.clusters[i].size
+        moved = rng.sample(range(m_i), rng.randint(c.m_min, m_i - c.m_min))
+        ch = ops.split(g, p, i, moved, step, cap)
+        return ch, dict(op="split", clusters=[i, g.next_id], before=[m_i], after=[m_i - len(moved), len(moved)],
+                        edges=[list(e) for e in ch.edges])
+    if action == "connect":
+        free = [(j, i) for j in g.ids for i in g.ids if (j, i) not in g.edges and g.allows(j, i) and g.in_degree(i) < cap]
+        if not free:
+            return None
+        j, i = rng.choice(free)
+        return ops.connect(g, p, j, i, m.edge_shape, step), dict(op="connect", clusters=[j, i], before=[], after=[])
+    if action == "prune":
+        if not g.edges:
+            return None
+        j, i = rng.choice(sorted(g.edges))
+        return ops.prune(g, p, j, i), dict(op="prune", clusters=[j, i], before=[], after=[])
+    raise ValueError(action)
+
+
+def _check_invariants(m: LuminaNet, x, initial: Graph, events: list, cap: int):
+    g = m.graph
+    g.validate()
+    assert max(g.in_degree(i) for i in g.ids) <= cap
+    assert min(c.size for c in g.clusters.values()) >= SMALL.m_min
+    rebuilt = LuminaNet(g, d_in=m.d_in, d_hidden=m.d_hidden, n_out=m.n_out, input_kind=m.input_kind, patch=m.patch,
+                        image_shape=m.image_shape, vocab_size=m.n_out if m.input_kind == "tokens" else 0,
+                        aggregate=m.aggregate, cl=m.cl, params=m.params_dict(),
+                        extra={k: v for k, v in m.state_dict().items() if not k.startswith("p.")})
+    with torch.no_grad():
+        fast, ref = m(x, "fast"), m(x, "reference")
+        assert torch.allclose(fast, ref, atol=1e-5, rtol=1e-5)
+        assert torch.equal(rebuilt(x), fast)  # parameters match the topology and load back exactly
+    assert replay(initial, events).to_dict() == g.to_dict()
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=st.booleans(), cl=st.sampled_from(["source", "edge"]), aggregate=st.sampled_from(["mean", "sum"]),
+       cap=st.integers(1, 4), seed=st.integers(0, 2**16),
+       actions=st.lists(st.sampled_from(ACTIONS), min_size=4, max_size=18))
+def test_invariants_hold_after_every_event(text, cl, aggregate, cap, seed, actions):
+    """Random sequences of ops and policy events on small (image or causal text) networks: after every event
+    the graph validates, in-degrees <= cap, sizes >= m_min, the parameters match the topology, the two
+    executors agree and replaying the event log on the initial graph gives the graph."""
+    torch.manual_seed(seed)
+    m, x, y = _small_model(text, cl, aggregate, seed)
+    initial = m.graph.copy()
+    rng = random.Random(seed)
+    cfg = dataclasses.replace(SMALL, max_in_degree=cap)
+    pol = EvolutionPolicy(cfg, seed)
+    opt = make_optimizer(m, 1e-2, 0.01)
+    events: list[dict] = []
+    for k, action in enumerate(actions, start=1):
+        if action in ("train", "policy"):
+            opt.zero_grad(set_to_none=True)
+            _loss(m(x), y).backward()
+            pol.observe(m, k)
+            opt.step()
+        if action == "train":
+            continue
+        if action == "policy":
+            n = len(pol.events)
+            ch = pol.evolve(m, x, y, _loss, k)
+            new = [e.to_dict() for e in pol.events[n:]]
+        else:
+            made = _direct(action, m, rng, k, cap)
+            if made is None:
+                continue
+            ch, event = made
+            new = [dict(step=k, reason="test", **event)]
+        if ch is None:
+            assert not new
+            continue
+        events += new
+        opt = apply_change(m, opt, ch)
+        _check_invariants(m, x, initial, events, cap)
+    _check_invariants(m, x, initial, events, cap)

@@ -1,4 +1,8 @@
-"""Runs that survive being killed, a results store that is never half-read, and clear errors for bad data."""
+"""Runs that survive being killed (the real command line, SIGKILL, rerun), one run at a time per config,
+faults during saves, and a results store that is never half-read."""
+import errno
+import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -9,76 +13,252 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+import lumina.checkpoint as checkpoint_module
+from lumina.checkpoint import load_checkpoint, load_tensors
 from lumina.config import resolve
-from lumina.data import DataError, load_cifar10
-from lumina.results import load_result, result_dir, save_result
-from lumina.train import train
+from lumina.loop import Run, train
+from lumina.results import load_result, result_dir, run_dir, run_lock, save_run, train_or_load
+from tests.helpers import image_model, untimed
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = dict(epochs=12.0, threads=1, eval_every=40)
+QUIET = dict(log=lambda *a: None)
+# 256 steps, about 5 s on one thread: train_or_load checkpoints at step 200, then there are 56 steps to kill it in
+KILL_SETS = dict(epochs=16.0, threads=1, evolve_every=20, max_clusters=16, eval_every=128)
 
 
-def _untimed(history):
-    return [{k: v for k, v in h.items() if k != "train_s"} for h in history]
+def _env(tmp: Path, name: str) -> dict:
+    return {**os.environ, "LUMINA_RESULTS": str(tmp / f"{name}_results"), "LUMINA_RUNS": str(tmp / f"{name}_runs"),
+            "OMP_NUM_THREADS": "1", "LUMINA_PROGRESS": "0", "PYTHONUNBUFFERED": "1"}
+
+
+def _cli(overrides: dict) -> list[str]:
+    sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
+    return [sys.executable, "-m", "lumina", "train", "synthetic", "--profile", "smoke", *sets]
+
+
+def _wait_for(path: Path, child: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+
+
+def _stored(results: Path, cfg) -> dict:
+    """Everything a finished run stored: result (without wall times), topology, events, weights."""
+    d = results / cfg.experiment / cfg.profile / cfg.key()
+    r = json.loads((d / "result.json").read_text())
+    tensors, _ = load_tensors(d / "network" / "weights.safetensors")
+    return {"metrics": r["metrics"], "history": untimed(r["history"]), "steps": r["steps"],
+            "event_counts": r["event_counts"], "topology": (d / "topology.json").read_text(),
+            "events": (d / "events.jsonl").read_text(), "weights": tensors}
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    for k in ("metrics", "history", "steps", "event_counts", "topology", "events"):
+        assert a[k] == b[k], k
+    assert set(a["weights"]) == set(b["weights"])
+    for k, t in a["weights"].items():
+        assert torch.equal(t, b["weights"][k]), k
 
 
 @pytest.mark.slow
-def test_sigkill_and_resume_reaches_the_same_result(tmp_path):
-    """A real training process killed with SIGKILL mid-run, then resumed, ends exactly where an uninterrupted run
-    with the same seed ends: same metrics, same history, same topology."""
-    cfg = resolve("synthetic", "smoke", **CFG)
-    env = {**os.environ, "LUMINA_RESULTS": str(tmp_path / "res_killed"), "LUMINA_RUNS": str(tmp_path / "runs_killed"),
-           "OMP_NUM_THREADS": "1", "LUMINA_PROGRESS": "0"}
+def test_sigkill_of_the_command_line_and_rerun_reach_the_uninterrupted_result(tmp_path, monkeypatch):
+    """`python -m lumina train ...` killed with SIGKILL after its first checkpoint; the same command again
+    resumes and stores exactly what an uninterrupted run stores: metrics, history, topology, events, weights."""
+    cfg = resolve("synthetic", "smoke", **KILL_SETS)
+    env = _env(tmp_path, "killed")
+    ckpt = Path(env["LUMINA_RUNS"]) / "synthetic" / "smoke" / cfg.key() / "checkpoint.safetensors"
+    child = subprocess.Popen(_cli(KILL_SETS), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(ckpt, child)
+    alive = child.poll() is None
+    child.send_signal(signal.SIGKILL)
+    out, err = child.communicate()
+    assert alive, f"the run ended before it could be killed; make KILL_SETS longer\n{out}\n{err}"
+    assert ckpt.exists() and not (Path(env["LUMINA_RESULTS"]) / "synthetic" / "smoke" / cfg.key() / "result.json").exists()
+
+    again = subprocess.run(_cli(KILL_SETS), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stdout and "at step 200" in again.stdout, again.stdout
+    assert json.loads(again.stdout.strip().splitlines()[-1])["state"] == "resumed"
+
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "straight_results"))
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "straight_runs"))
+    train_or_load(cfg, **QUIET)  # uninterrupted, in this process
+    _assert_same(_stored(Path(env["LUMINA_RESULTS"]), cfg), _stored(tmp_path / "straight_results", cfg))
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_with_frequent_checkpoints(tmp_path, monkeypatch):
+    """Checkpoints every 3 steps (so the kill may land during a save), resumed here with `train_or_load`."""
+    sets = dict(epochs=4.0, threads=1)
+    cfg = resolve("synthetic", "smoke", **sets)
+    env = _env(tmp_path, "killed")
     script = textwrap.dedent(f"""
         from lumina.config import resolve
-        from lumina.train import train
-        train(resolve("synthetic", "smoke", **{CFG!r}), checkpoint_every=3)
+        from lumina.results import train_or_load
+        train_or_load(resolve("synthetic", "smoke", **{sets!r}), checkpoint_every=3)
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env)
-    ckpt = tmp_path / "runs_killed" / "synthetic" / "smoke" / cfg.key() / "checkpoint.safetensors"
-    deadline = time.time() + 120
-    while not ckpt.exists() and child.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.4)  # somewhere in the middle of training (and possibly of a save)
-    killed = child.poll() is None
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    ckpt = Path(env["LUMINA_RUNS"]) / "synthetic" / "smoke" / cfg.key() / "checkpoint.safetensors"
+    _wait_for(ckpt, child)
+    while child.poll() is None and load_checkpoint(ckpt, cfg.key())["state"]["step"] < 24:
+        time.sleep(0.02)  # past several evolution events (edges, splits), in the middle of a save or not
+    alive = child.poll() is None
     child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert killed, "training finished before it could be killed; make CFG longer"
-    assert not (tmp_path / "res_killed" / "synthetic" / "smoke" / cfg.key() / "result.json").exists()
+    out, err = child.communicate()
+    assert alive, f"the run ended before it could be killed\n{out}\n{err}"
+    c = load_checkpoint(ckpt, cfg.key())  # the last complete checkpoint is readable
+    step = c["state"]["step"]
+    assert 24 <= step < 64 and c["topology"].edges and len(c["topology"].clusters) > 12
 
-    os.environ.update(LUMINA_RESULTS=env["LUMINA_RESULTS"], LUMINA_RUNS=env["LUMINA_RUNS"])
-    try:
-        resumed = train(cfg)  # picks up the last complete checkpoint
-    finally:
-        os.environ.pop("LUMINA_RESULTS")
-        os.environ.pop("LUMINA_RUNS")
-    straight = train(cfg, save=False, resume=False, run_dir=tmp_path / "straight")
-    assert resumed["metrics"] == straight["metrics"]
-    assert _untimed(resumed["history"]) == _untimed(straight["history"])
-    assert resumed["model"].graph.to_json() == straight["model"].graph.to_json()
+    monkeypatch.setenv("LUMINA_RESULTS", env["LUMINA_RESULTS"])
+    monkeypatch.setenv("LUMINA_RUNS", env["LUMINA_RUNS"])
+    lines = []
+    train_or_load(cfg, log=lines.append, checkpoint_every=3)
+    assert any(f"resuming synthetic/smoke/{cfg.key()} at step {step} of 64" in line for line in lines), lines
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "straight_results"))
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "straight_runs"))
+    train_or_load(cfg, **QUIET)
+    _assert_same(_stored(Path(env["LUMINA_RESULTS"]), cfg), _stored(tmp_path / "straight_results", cfg))
 
 
-def test_stop_and_resume_in_process_is_exact(tmp_path, monkeypatch):
-    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "res"))
+@pytest.mark.parametrize("stop", [36, 37])  # right after an evolution event (every 4 steps), and between two
+def test_stop_and_resume_in_process_is_exact(tmp_path, stop):
     cfg = resolve("synthetic", "smoke", epochs=4.0, threads=1, eval_every=10)
-    assert train(cfg, stop_after=37)["stopped_at"] == 37
-    resumed = train(cfg)
-    straight = train(cfg, save=False, resume=False, run_dir=tmp_path / "other")
-    assert resumed["metrics"] == straight["metrics"]
-    assert _untimed(resumed["history"]) == _untimed(straight["history"])
+    ckpt = tmp_path / "ckpt.safetensors"
+    assert train(cfg, ckpt=ckpt, stop_after=stop, **QUIET) is None
+    assert load_checkpoint(ckpt, cfg.key())["state"]["step"] == stop
+    lines = []
+    resumed = train(cfg, ckpt=ckpt, log=lines.append)
+    assert lines and f"at step {stop} of 64" in lines[0]
+    straight = train(cfg, **QUIET)
+    assert resumed.result["metrics"] == straight.result["metrics"]
+    assert untimed(resumed.result["history"]) == untimed(straight.result["history"])
+    assert resumed.events == straight.events and resumed.model.graph.to_json() == straight.model.graph.to_json()
+    a, b = resumed.model.named_tensors(), straight.model.named_tensors()
+    assert all(torch.equal(a[k], b[k]) for k in b)
 
 
+def test_a_second_process_waits_for_the_first_and_loads_its_result(tmp_path, monkeypatch):
+    """Two processes start the same config: the second waits on the run's lock (never trains it twice, never
+    writes the same checkpoint), then returns the first one's result."""
+    sets = dict(epochs=2.0, threads=1)
+    cfg = resolve("synthetic", "smoke", **sets)
+    env = _env(tmp_path, "shared")
+    monkeypatch.setenv("LUMINA_RESULTS", env["LUMINA_RESULTS"])
+    monkeypatch.setenv("LUMINA_RUNS", env["LUMINA_RUNS"])
+    first = subprocess.Popen(_cli(sets), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = run_dir(cfg) / "lock"
+    deadline = time.time() + 120
+    held = False
+    while not held and first.poll() is None and time.time() < deadline:
+        if lock.exists():
+            with open(lock) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    held = True
+        time.sleep(0.01)
+    assert held, "the first process never held the run's lock"
+    lines = []
+    second = train_or_load(cfg, log=lines.append)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert any("being trained by another process; waiting" in line for line in lines), lines
+    assert not any("training" in line and "another" not in line for line in lines), lines  # it did not train
+    assert second == load_result(cfg)
+    assert json.loads(out.strip().splitlines()[-1])["metrics"] == second["metrics"]
+    assert out.count("[lumina] training") == 1
+
+
+def test_run_lock_serialises_two_holders(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path))
+    cfg = resolve("synthetic", "smoke")
+    order, lines = [], []
+
+    def holder(name):
+        with run_lock(cfg, log=lines.append):
+            order.append(f"{name} in")
+            time.sleep(0.2)
+            order.append(f"{name} out")
+
+    a = threading.Thread(target=holder, args=("a",))
+    a.start()
+    time.sleep(0.05)
+    holder("b")
+    a.join()
+    assert order == ["a in", "a out", "b in", "b out"] and len(lines) == 1 and "waiting" in lines[0]
+
+
+def test_retrain_and_restart_start_from_step_zero(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "r"))
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "k"))
+    cfg = resolve("synthetic", "smoke", epochs=1.0, threads=1)
+    first = train_or_load(cfg, **QUIET)
+    for kw in (dict(retrain=True), dict(restart=True)):
+        lines = []
+        again = train_or_load(cfg, log=lines.append, **kw)
+        assert any(line.startswith("[lumina] training") for line in lines) and not any("resuming" in x for x in lines)
+        assert again["metrics"] == first["metrics"] and untimed(again["history"]) == untimed(first["history"])
+
+
+# ---- faults during saves --------------------------------------------------------------------------------
+def test_a_failed_checkpoint_write_keeps_the_last_good_one(tmp_path, monkeypatch):
+    """A full disk during a save: the error reaches the user, the previous checkpoint is intact, no temp file."""
+    cfg = resolve("synthetic", "smoke", epochs=1.0, threads=1)
+    ckpt = tmp_path / "ckpt.safetensors"
+    real, calls = checkpoint_module.save_file, []
+
+    def full_disk(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 2:
+            real(tensors, path, metadata=metadata)  # half a file, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint_module, "save_file", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        train(cfg, ckpt=ckpt, checkpoint_every=5, **QUIET)
+    assert load_checkpoint(ckpt, cfg.key())["state"]["step"] == 5
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]
+
+
+def test_a_failed_result_write_keeps_the_stored_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+    cfg = resolve("synthetic", "smoke")
+    run = Run({"config": cfg.to_dict(), "n_params": 1, "metrics": {"test_top1": 1.0}}, image_model(), [])
+    save_run(cfg, run, weights=False)
+    good = (result_dir(cfg) / "result.json").read_text()
+    real = checkpoint_module.os.replace
+
+    def read_only(src, dst):
+        if str(dst).endswith("result.json"):
+            raise PermissionError(errno.EROFS, "Read-only file system", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(checkpoint_module.os, "replace", read_only)
+    bad = Run({**run.result, "metrics": {"test_top1": 2.0}}, run.model, [])
+    with pytest.raises(PermissionError, match="Read-only"):
+        save_run(cfg, bad, weights=False)
+    assert (result_dir(cfg) / "result.json").read_text() == good
+    assert load_result(cfg)["metrics"] == {"test_top1": 1.0}
+    assert not list(result_dir(cfg).glob(".*.tmp"))
+
+
+# ---- the results store -----------------------------------------------------------------------------------
 def test_concurrent_writers_never_leave_a_corrupt_result(tmp_path, monkeypatch):
     monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
     cfg = resolve("synthetic", "smoke")
-    big = {"config": cfg.to_dict(), "blob": "x" * 200_000}
+    model = image_model()
+    big = {"config": cfg.to_dict(), "n_params": 1, "blob": "x" * 200_000}
     errors = []
 
     def writer(n):
-        for _ in range(15):
-            save_result(cfg, {**big, "writer": n})
+        for _ in range(10):
+            save_run(cfg, Run({**big, "writer": n}, model, []), weights=False)
 
     def reader():
         for _ in range(200):
@@ -94,7 +274,7 @@ def test_concurrent_writers_never_leave_a_corrupt_result(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert not errors
-    assert not list(result_dir(cfg).glob("*.tmp"))
+    assert not list(result_dir(cfg).glob(".*.tmp"))
 
 
 def test_a_partial_result_is_not_complete(tmp_path, monkeypatch):
@@ -112,23 +292,9 @@ def test_stored_result_from_a_changed_default_is_refused(tmp_path, monkeypatch):
     cfg = resolve("synthetic", "smoke")
     stale = cfg.to_dict()
     stale["train"]["lr"] = 123.0
-    save_result(cfg, {"config": stale})
+    save_run(cfg, Run({"config": stale, "n_params": 1}, image_model(), []), weights=False)
     with pytest.raises(ValueError, match="another config"):
         load_result(cfg)
-
-
-# ---- bad data -------------------------------------------------------------------------------------------
-def test_missing_cifar_names_the_path_and_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setenv("LUMINA_OFFLINE", "1")
-    with pytest.raises(DataError, match=r"data_batch_1 is missing.*LUMINA_DATA"):
-        load_cifar10(True, root=tmp_path)
-
-
-def test_corrupt_cifar_file_is_named(tmp_path, monkeypatch):
-    monkeypatch.setenv("LUMINA_OFFLINE", "1")
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"]:
-        (folder / name).write_bytes(b"half a download")
-    with pytest.raises(DataError, match=r"data_batch_1 is corrupt \(md5 mismatch"):
-        load_cifar10(True, root=tmp_path)
+    (result_dir(cfg) / "result.json").write_text('{"config": ')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_result(cfg)

@@ -1,5 +1,5 @@
-"""Replay, analyses, visualisation, the command line and the published run sets."""
-import json
+"""Replay of event logs, the analyses (pruning test, random graphs, seed convergence), visualisation, the
+published run sets and topology statistics. (The command line is tested in tests/test_cli.py.)"""
 import random
 
 import matplotlib
@@ -9,13 +9,14 @@ import torch
 matplotlib.use("Agg")
 
 from lumina import stats, viz
-from lumina.analysis import random_graph_like, remove_all_connections, seed_convergence
-from lumina.cli import main as cli
+from lumina.analysis import pruning_test, random_graph_like, remove_all_connections, seed_convergence
+from lumina.build import initial_graph
 from lumina.config import PROFILES, resolve
 from lumina.evolution.replay import diff, frames, replay
+from lumina.loop import train
 from lumina.published import RUN_SETS
+from lumina.results import artifacts, save_run
 from lumina.topology import Graph
-from lumina.train import train
 from tests.helpers import random_graph
 
 
@@ -27,33 +28,39 @@ def _isolated_store(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def trained():
-    import os
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        os.environ["LUMINA_RESULTS"], os.environ["LUMINA_RUNS"] = f"{d}/r", f"{d}/k"
-        cfg = resolve("synthetic", "smoke", epochs=3.0, threads=1)
-        r = train(cfg, resume=False)
-        events = [json.loads(line) for line in open(f"{r['dir']}/events.jsonl")]
-        yield cfg, r, events
+    cfg = resolve("synthetic", "smoke", epochs=3.0, threads=1)
+    return cfg, train(cfg, log=lambda *a: None)
 
 
 def test_replay_of_the_event_log_rebuilds_the_trained_topology(trained):
-    cfg, r, events = trained
-    initial = Graph.initial(12, cfg.model.init_size)
-    assert replay(initial, events).to_dict() == r["model"].graph.to_dict()
-    shots = frames(initial, events)
-    assert shots[0][1].to_dict() == initial.to_dict() and shots[-1][1].to_dict() == r["model"].graph.to_dict()
+    cfg, run = trained
+    initial, final = initial_graph(cfg), run.model.graph
+    assert replay(initial, run.events).to_dict() == final.to_dict()
+    shots = frames(initial, run.events)
+    assert shots[0][1].to_dict() == initial.to_dict() and shots[-1][1].to_dict() == final.to_dict()
     assert [s for s, _ in shots] == sorted(s for s, _ in shots)
-    d = diff(initial, r["model"].graph)
-    assert len(d["clusters_added"]) == r["event_counts"]["split"]
+    d = diff(initial, final)
+    assert len(d["clusters_added"]) == run.result["event_counts"]["split"]
+    k = len(run.events) // 2  # any prefix replays to a valid graph
+    assert replay(initial, run.events, upto=k).validate()
+
+
+def test_stored_artifacts_replay_too(trained):
+    cfg, run = trained
+    save_run(cfg, run)
+    art = artifacts(cfg)
+    assert art["topology"].to_dict() == run.model.graph.to_dict() and art["events"] == run.events
+    assert replay(initial_graph(cfg), art["events"]).to_dict() == art["topology"].to_dict()
 
 
 def test_removing_all_connections_keeps_a_working_classifier(trained):
-    cfg, r, _ = trained
-    m = r["model"]
-    assert m.graph.edges
-    remove_all_connections(m)
+    cfg, run = trained
+    save_run(cfg, run)
+    out = pruning_test(cfg)  # the stored network with its connections, then without any
+    assert out["edges"] == len(run.model.graph.edges) > 0
+    assert out["before"]["top1"] == pytest.approx(run.result["metrics"]["test_top1"])
+    assert 0 <= out["after"]["top1"] <= 100
+    m = remove_all_connections(run.model)
     assert not m.graph.edges and m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
@@ -63,6 +70,9 @@ def test_random_graph_like_and_seed_convergence():
     assert len(r.edges) == len(g.edges) and [c.size for c in r.clusters.values()] == [c.size for c in g.clusters.values()]
     c = seed_convergence([g, g], n_random=5)
     assert c["evolved"] == pytest.approx(1.0) and c["random_mean"] < 1.0
+    causal = random_graph(n_slots=6, seed=3, causal=True)  # a text network's random twin is causal too
+    twin = random_graph_like(causal, random.Random(1)).validate()
+    assert twin.causal and len(twin.edges) == len(causal.edges)
 
 
 def test_pyvis_page_is_offline_and_carries_the_history():
@@ -76,27 +86,12 @@ def test_pyvis_page_is_offline_and_carries_the_history():
 
 
 def test_static_drawings_and_plots(trained):
-    _, r, events = trained
-    viz.draw_topology(r["model"].graph, highlight={"clusters": {0}, "edges": set()})
-    viz.plot_history(r["history"])
-    viz.plot_events(events)
-    assert set(viz.layout(r["model"].graph)) == set(r["model"].graph.ids)
-
-
-def test_cli_reports_bad_input_clearly(capsys):
-    assert cli(["train", "cifar10", "--profile", "smoke", "--set", "d_hidden=0"]) == 2
-    assert "d_hidden=0 must be > 0" in capsys.readouterr().err
-    assert cli(["run-set", "mnist", "--profile", "full"]) == 2
-    assert "unknown run set 'mnist'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli(["train", "cifar10", "--profile", "huge"])
-
-
-def test_cli_trains_and_then_loads(capsys):
-    assert cli(["train", "synthetic", "--profile", "smoke", "--set", "threads=1", "--set", "epochs=1.0"]) == 0
-    first = json.loads(capsys.readouterr().out)
-    assert cli(["train", "synthetic", "--profile", "smoke", "--set", "threads=1", "--set", "epochs=1.0"]) == 0
-    assert json.loads(capsys.readouterr().out) == first
+    _, run = trained
+    g = run.model.graph
+    viz.draw_topology(g, highlight={"clusters": {0}, "edges": set()})
+    viz.plot_history(run.result["history"])
+    viz.plot_events(run.events)
+    assert set(viz.layout(g)) == set(g.ids)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -110,6 +105,7 @@ def test_text_configs_are_consistent():
     a, b = resolve("tinystories", "full"), resolve("tinystories_baseline", "full")
     assert (a.model.context, a.data.vocab_size, a.train.batch_size, a.train.epochs) == \
            (b.model.context, b.data.vocab_size, b.train.batch_size, b.train.epochs)  # same windows and budget
+    assert a.model.d_hidden == b.model.d_hidden  # GPT-2's d_model = LuminaNet's d_hidden
     assert a.train.label_smoothing == b.train.label_smoothing == 0.0
     with pytest.raises(ValueError, match="needs dataset='tinystories'"):
         resolve("cifar10", "smoke", arch="gpt2")
@@ -119,3 +115,5 @@ def test_stats_summary_matches_graph():
     g = random_graph(seed=4)
     s = stats.summary(g)
     assert s["n_clusters"] == len(g.clusters) and s["edges"] == len(g.edges) and s["depth"] == len(g.levels())
+    assert s["feedforward"] + s["feedback"] + s["recurrent"] == s["edges"]
+    assert Graph.from_dict(g.to_dict()).to_dict() == g.to_dict()

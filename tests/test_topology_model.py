@@ -1,36 +1,63 @@
-"""Topology as data, the four layers, and the two executors of the two-pass forward."""
+"""Topology as data, the four layers, and the two executors of the two-pass forward (both CL forms)."""
 import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from lumina.model import LuminaNet, forward_reference, image_to_patches
+from lumina.model import LuminaNet, ckey, ekey, forward_reference, image_to_patches
 from lumina.topology import Graph, TopologyError
-from tests.helpers import image_model, random_graph
+from tests.helpers import image_model, random_graph, random_params, text_model
 
 
 def test_initial_graph_one_cluster_per_patch():
     g = Graph.initial(12, 64)
-    assert g.ids == list(range(12)) and not g.edges and g.next_id == 12
+    assert g.ids == list(range(12)) and not g.edges and g.next_id == 12 and not g.causal
     dense = Graph.initial(4, 8, connect="dense")
     assert set(dense.edges) == {(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)}
     assert all(e.kind == "feedforward" for e in dense.edges.values())
+    both = Graph.initial(3, 8, connect="dense_fb")
+    assert set(both.edges) == {(0, 1), (0, 2), (1, 2), (1, 0), (2, 0), (2, 1)}
+    causal = Graph.initial(3, 8, connect="dense_fb", causal=True)  # no edge backwards in position
+    assert causal.causal and set(causal.edges) == {(0, 1), (0, 2), (1, 2)}
+    with pytest.raises(ValueError, match="unknown initial connectivity"):
+        Graph.initial(3, 8, connect="full")
 
 
-def test_edge_kinds_follow_ids():
+def test_edge_kinds_follow_ids_and_degrees():
     g = Graph.initial(3, 4)
     assert g.add_edge(0, 2).kind == "feedforward"
     assert g.add_edge(2, 0).kind == "feedback"
     assert g.add_edge(1, 1).kind == "recurrent"
+    assert g.add_edge(1, 0).kind == "feedback"
+    assert [g.in_degree(i) for i in g.ids] == [2, 1, 1]
+    assert [e.src for e in g.in_edges(0)] == [1, 2]
+
+
+def test_causal_graph_allows_only_forwards_in_position():
+    g = Graph.initial(3, 4, causal=True)
+    child = g.add_cluster(slot=0, size=4, parent=0)  # id 3, slot 0
+    assert g.allows(0, 1) and g.allows(1, 1) and g.allows(child.id, 0) and g.allows(child.id, 2)
+    assert not g.allows(2, 1) and not g.allows(1, child.id)
+    g.add_edge(child.id, 0)  # feedback in id, forwards (same slot) in position: allowed
+    g.validate()
+    g.add_edge(2, 1)  # backwards in position
+    with pytest.raises(TopologyError, match="causal graph only wires forwards"):
+        g.validate()
+    d = g.to_dict()
+    with pytest.raises(TopologyError, match="causal"):
+        Graph.from_dict(d)
+    d["causal"] = False  # the same wiring is fine for images
+    assert Graph.from_dict(d).edges[(2, 1)].kind == "feedback"
 
 
 def test_json_and_networkx_round_trip():
-    g = random_graph(seed=3)
-    g2 = Graph.from_json(g.to_json())
-    assert g2.to_dict() == g.to_dict()
-    nxg = g.to_networkx()
-    assert nxg.number_of_nodes() == len(g.clusters) and nxg.number_of_edges() == len(g.edges)
-    assert {d["kind"] for *_, d in nxg.edges(data=True)} <= {"feedforward", "feedback", "recurrent"}
+    for g in (random_graph(seed=3), random_graph(seed=3, causal=True)):
+        g2 = Graph.from_json(g.to_json())
+        assert g2.to_dict() == g.to_dict() and g2.causal == g.causal
+        nxg = g.to_networkx()
+        assert nxg.number_of_nodes() == len(g.clusters) and nxg.number_of_edges() == len(g.edges)
+        assert {d["kind"] for *_, d in nxg.edges(data=True)} <= {"feedforward", "feedback", "recurrent"}
 
 
 def test_ids_are_never_reused():
@@ -43,7 +70,10 @@ def test_ids_are_never_reused():
     (lambda d: d["edges"].append({"src": 0, "dst": 99, "kind": "feedforward", "born": 0}), "dangling"),
     (lambda d: d["clusters"].append(dict(d["clusters"][0])), "duplicate cluster id"),
     (lambda d: d["edges"].append({"src": 2, "dst": 1, "kind": "feedforward", "born": 0}), "must be 'feedback'"),
+    (lambda d: d["edges"].append({"src": 2, "dst": 1, "kind": "sideways", "born": 0}), "unknown kind"),
     (lambda d: d["clusters"][0].update(size=0), "size"),
+    (lambda d: d["clusters"][0].update(slot=7), "outside"),
+    (lambda d: d.update(next_id=2), "reused"),
     (lambda d: d.pop("edges"), "malformed"),
 ])
 def test_invalid_topology_json_is_refused(mutate, message):
@@ -62,56 +92,140 @@ def test_patches_are_channelwise_16x16():
     assert torch.equal(p[0, 11], x[0, 2, 16:, 16:].flatten())  # blue, bottom-right
 
 
-@pytest.mark.parametrize("seed", range(6))
+# ---- the two executors ------------------------------------------------------------------------------
+def _model_and_input(kind, cl, aggregate, seed):
+    if kind == "images":
+        g = random_graph(seed=seed, n_edges=10 + 12 * seed)
+        return image_model(g, aggregate=aggregate, seed=seed, cl=cl), torch.randn(5, 3, 32, 32)
+    g = random_graph(n_slots=6, size=5, n_splits=5, n_edges=6 + 8 * seed, seed=seed, causal=True)
+    return text_model(g, aggregate=aggregate, seed=seed, cl=cl), torch.randint(0, 40, (4, 6))
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("kind", ["images", "tokens"])
 @pytest.mark.parametrize("aggregate", ["mean", "sum"])
-def test_fast_executor_matches_reference(seed, aggregate):
-    g = random_graph(seed=seed, n_edges=10 + 8 * seed)
-    m = image_model(g, aggregate=aggregate, seed=seed)
-    x = torch.randn(5, 3, 32, 32)
-    assert torch.allclose(m(x, "fast"), m(x, "reference"), atol=1e-5)
-    # and the gradients agree too
-    ga = torch.autograd.grad(m(x, "fast").square().sum(), list(m.parameters()))
-    gb = torch.autograd.grad(m(x, "reference").square().sum(), list(m.parameters()))
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ga, gb))
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_fast_executor_matches_reference(cl, aggregate, kind, seed):
+    """Values and gradients (every parameter: packed clusters and edges, OL, token table) agree."""
+    m, x = _model_and_input(kind, cl, aggregate, seed)
+    assert m.graph.edge_counts()["feedback"] > 0 and len(m.graph.levels()) > 1  # a graph worth testing
+    fast, ref = m(x, "fast"), m(x, "reference")
+    assert fast.shape == ref.shape == ((5, 10) if kind == "images" else (4, 6, 40))
+    assert torch.allclose(fast, ref, atol=1e-5, rtol=1e-5)
+    w = torch.randn_like(fast)  # a generic loss, so no gradient is accidentally symmetric
+    params = list(m.parameters())
+    ga = torch.autograd.grad((m(x, "fast") * w).sum(), params, allow_unused=True)
+    gb = torch.autograd.grad((m(x, "reference") * w).sum(), params, allow_unused=True)
+    for (name, _), a, b in zip(m.named_parameters(), ga, gb):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), (name, (a - b).abs().max())
 
 
-def test_two_pass_semantics_by_hand():
-    """Pass 1 uses feedforward sources only; pass 2 reads lower ids' pass-2 output and higher ids' pass-1 output."""
+def test_unknown_executor_is_an_error():
+    with pytest.raises(ValueError, match="unknown executor 'fsat'"):
+        image_model()(torch.randn(1, 3, 32, 32), "fsat")
+
+
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_two_pass_semantics_by_hand(cl):
+    """Pass 1 uses feedforward sources only; pass 2 reads lower ids' pass-2 output and higher ids' pass-1 output.
+    cl="source": s_i = (1/n) Σ_j g_ji W_Cj f_j; cl="edge": s_i = (1/n) Σ_j W_C(j→i) f_j."""
     g = Graph.initial(12, 3)
     g.add_edge(0, 1)   # feedforward
     g.add_edge(1, 0)   # feedback: 0 reads 1's pass-1 output in pass 2
     g.add_edge(1, 1)   # recurrent
-    m = image_model(g, d_hidden=4)
-    X = m.encode_inputs(torch.randn(2, 3, 32, 32))
-    p = m.cluster_views()
-    gelu = torch.nn.functional.gelu
+    m = image_model(g, d_hidden=4, cl=cl)
+    x = torch.randn(2, 3, 32, 32)
+    X = m.encode_inputs(x)
+    p = m.params_dict()
+    gelu = F.gelu
     e = {i: gelu(X[:, i] @ p[f"c{i}_w_in"].T + p[f"c{i}_b_in"]) for i in (0, 1)}
     out = lambda i, s: gelu(e[i] + s @ p[f"c{i}_u"].T) @ p[f"c{i}_v"] + p[f"c{i}_b_out"]
-    W = lambda j, i: p[f"e{j}_{i}"]
+    if cl == "source":
+        msg = lambda j, i, f: p[f"e{j}_{i}"] * (f @ p[f"c{j}_w_c"].T)
+    else:
+        msg = lambda j, i, f: f @ p[f"e{j}_{i}"].T
     f1_0 = out(0, torch.zeros(2, 4))
-    f1_1 = out(1, f1_0 @ W(0, 1).T)
-    f2_0 = out(0, (f1_1 @ W(1, 0).T))  # mean over one in-edge
-    f2_1 = out(1, (f2_0 @ W(0, 1).T + f1_1 @ W(1, 1).T) / 2)
+    f1_1 = out(1, msg(0, 1, f1_0))
+    f2_0 = out(0, msg(1, 0, f1_1))  # mean over one in-edge
+    f2_1 = out(1, (msg(0, 1, f2_0) + msg(1, 1, f1_1)) / 2)
     f2 = forward_reference(m, X)
     assert torch.allclose(f2[0], f2_0, atol=1e-6) and torch.allclose(f2[1], f2_1, atol=1e-6)
+    for i in range(2, 12):  # isolated clusters: s = 0 in both passes
+        assert torch.allclose(f2[i], gelu(gelu(X[:, i] @ p[f"c{i}_w_in"].T + p[f"c{i}_b_in"])) @ p[f"c{i}_v"]
+                              + p[f"c{i}_b_out"], atol=1e-6)
+    logits = m.head(m.norm(f2.mean(0)))  # OL: Linear(LayerNorm(mean_i f_i))
+    assert torch.allclose(m(x), logits, atol=1e-6)
 
 
 def test_every_parameter_gets_a_finite_gradient():
-    g = random_graph(seed=1)
-    m = image_model(g)
+    for cl in ("source", "edge"):
+        m = image_model(random_graph(seed=1), cl=cl)
+        m(torch.randn(4, 3, 32, 32)).logsumexp(1).sum().backward()
+        for name, p in m.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all(), (cl, name)
+
+
+# ---- storage: per-cluster names, packing, padding -------------------------------------------------------
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_given_parameters_are_installed_exactly(cl):
+    g = random_graph(seed=2)
+    params = random_params(g, 256, 8, seed=5, cl=cl)
+    m = LuminaNet(g, d_in=256, d_hidden=8, n_out=10, cl=cl, params=params)
+    got = m.params_dict()
+    assert set(got) == set(params) and all(torch.equal(got[k], params[k]) for k in params)
+    assert m.count_params() == sum(t.numel() for t in params.values()) + sum(
+        p.numel() for n, p in m.named_parameters() if not n.startswith("p."))
+    names = set(m.named_tensors())
+    assert names == set(params) | {"norm.weight", "norm.bias", "head.weight", "head.bias"}
+    assert not any(n.startswith(("L", "p.")) for n in names)  # nothing named after the packing
+    shape = () if cl == "source" else (8, 8)
+    assert all(tuple(params[ekey(s, d)].shape) == shape for (s, d) in g.edges)
+    assert (ckey(0, "w_c") in params) == (cl == "source")
+
+
+def test_parameters_that_do_not_match_the_topology_are_refused():
+    g = random_graph(seed=2)
+    params = random_params(g, 256, 8)
+    some_edge = next(iter(g.edges))
+    bad = dict(params)
+    del bad[ekey(*some_edge)]
+    with pytest.raises(ValueError, match="missing"):
+        LuminaNet(g, d_in=256, d_hidden=8, n_out=10, params=bad)
+    bad = dict(params, **{ckey(0, "u"): params[ckey(0, "u")][:-1]})
+    with pytest.raises(ValueError, match="rows"):
+        LuminaNet(g, d_in=256, d_hidden=8, n_out=10, params=bad)
+    with pytest.raises(ValueError, match="expects"):  # a gate where a per-edge W_C belongs
+        LuminaNet(g, d_in=256, d_hidden=8, n_out=10, cl="edge",
+                  params={k: v for k, v in params.items() if not k.endswith("w_c")})
+
+
+def test_cluster_grad_norms_cover_every_cluster_and_match_the_named_gradients():
+    m = image_model(random_graph(seed=4))
     m(torch.randn(4, 3, 32, 32)).logsumexp(1).sum().backward()
-    for name, p in m.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    grads = m.unpack({k: p.grad for k, p in m.p.items()})
+    norms = m.cluster_grad_norms()
+    assert set(norms) == set(m.graph.ids)
+    for i, n in norms.items():
+        want = sum(grads[ckey(i, k)].square().sum() for k in ("w_in", "u", "v")) ** 0.5
+        assert n == pytest.approx(float(want), rel=1e-5)
+    bare = image_model(Graph.initial(12, 4))  # no edges: U gets no gradient, the load must not vanish
+    bare(torch.randn(4, 3, 32, 32)).logsumexp(1).sum().backward()
+    loads = bare.cluster_grad_norms()
+    assert set(loads) == set(bare.graph.ids) and all(v > 0 for v in loads.values())
 
 
-def test_token_input_one_cluster_per_position():
-    m = LuminaNet(Graph.initial(8, 5), d_in=6, d_hidden=4, n_out=50, input_kind="tokens", vocab_size=50)
+def test_token_input_one_slot_per_position():
+    m = text_model(Graph.initial(8, 5, causal=True), vocab=50)
     out = m(torch.randint(0, 50, (3, 8)))
-    assert out.shape == (3, 50)
+    assert out.shape == (3, 8, 50)  # a prediction at every position
     with pytest.raises(ValueError, match="token ids must lie in"):
         m(torch.full((1, 8), 50))
     with pytest.raises(ValueError, match=r"shape \(B, 8\)"):
         m(torch.zeros(1, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer token ids"):
+        m(torch.zeros(1, 8))
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -122,3 +236,11 @@ def test_token_input_one_cluster_per_position():
 def test_bad_images_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         image_model()(bad)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(input_kind="audio"), "input_kind"), (dict(aggregate="max"), "aggregate"), (dict(cl="pair"), "communication"),
+])
+def test_bad_model_options_are_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
+        LuminaNet(Graph.initial(12, 4), d_in=256, d_hidden=8, n_out=10, **kw)

@@ -24,7 +24,9 @@ def apply_event(g: Graph, e: dict) -> None:
         new = g.add_cluster(slot=g.clusters[parent].slot, size=e["after"][1], born=e["step"], parent=parent)
         if new.id != child:
             raise ValueError(f"event log out of order: split of {parent} should create {child}, got {new.id}")
-        for (a, b), _ in inherited_edges(g, parent, child):  # the rule of lumina.evolution.ops.split
+        # the edges the child inherited (logged since the in-degree cap applies to them), else the old rule
+        inherited = e.get("edges", [ab for ab, _ in inherited_edges(g, parent, child)])
+        for a, b in inherited:
             g.add_edge(a, b, born=e["step"])
     else:
         raise ValueError(f"unknown event op {op!r}")

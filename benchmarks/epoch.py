@@ -1,0 +1,60 @@
+"""One CIFAR-10 epoch of an evolved LuminaNet against one of LeNet-5: same data path, same thread count.
+
+    python -m benchmarks.epoch [--threads 1] [--steps 40]      # about 1 minute
+
+Target (issue "core v2"): the evolved d_hidden=64 network's epoch ≤ 2× LeNet-5's. The evolved network is the
+final topology of the stored headline run (`lumina.published.cifar10_runs`, seed 0) when present, else an
+evolved-like one. Both train `--steps` steps on real batches (`ImageTask.batch`: slicing, augmentation,
+normalisation) with their optimizers; the epoch time is the median step time × steps per epoch.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from lumina.build import build_model, make_task
+from lumina.published import cifar10_runs
+from lumina.results import artifacts
+
+from .common import evolved_like, median_time, write_json
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=40)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    runs = cifar10_runs("full")
+    lum_cfg, lenet_cfg = runs["luminanet"][0], runs["baselines"][0]
+    g = artifacts(lum_cfg)["topology"]
+    lum = build_model(lum_cfg, graph=g) if g is not None else evolved_like(32, 64)
+    source = f"stored run {lum_cfg.key()}" if g is not None else "evolved-like (no stored run)"
+    task = make_task(lenet_cfg)
+    steps_per_epoch = task.n_train // lenet_cfg.train.batch_size
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for name, model in ((f"LuminaNet-64 ({len(lum.graph.clusters)} NCs, {lum.graph.n_neurons()} neurons)", lum),
+                        ("LeNet-5", build_model(lenet_cfg))):
+        from lumina.optim import make_optimizer
+        opt = make_optimizer(model, 1e-3, 0.05)
+
+        def step():
+            idx = torch.randint(0, task.n_train, (lenet_cfg.train.batch_size,), generator=gen)
+            x, y = task.batch(idx, gen)
+            loss = task.loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        t = median_time(step, a.steps)
+        rows.append({"model": name, "step_ms": 1e3 * t, "epoch_s": t * steps_per_epoch})
+        print(f"{name:<44} {1e3 * t:7.1f} ms/step  {t * steps_per_epoch:6.1f} s/epoch")
+    ratio = rows[0]["epoch_s"] / rows[1]["epoch_s"]
+    print(f"LuminaNet / LeNet-5 epoch time: {ratio:.2f}x (target ≤ 2x); network: {source}")
+    write_json("epoch.json", threads=a.threads, network=source, rows=rows, ratio=ratio, target=2.0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run a prepared GPU run set on one CUDA machine and leave its results in results/ (then commit them).
+#
+#   bash scripts/gpu_run_set.sh [RUN_SET] [PROFILE]     # default: gpu paper (about 10 minutes on one H200)
+#
+# What it does: a GPU smoke run first (seconds: the device path works), then every missing run of the set,
+# one after another (train or load: rerunning the script resumes from checkpoints), with data resident on
+# the device and bf16 autocast (the `gpu` set's configs). Results land in $LUMINA_RESULTS (default results/);
+# copy that folder back to the repository if the machine is another one. LUMINA_DATA must hold CIFAR-10.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SET=${1:-gpu}
+PROFILE=${2:-paper}
+PY=${PYTHON:-python3}
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 LUMINA_PROGRESS=${LUMINA_PROGRESS:-1}
+$PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device: this script is for a GPU machine'; print('[gpu]', torch.cuda.get_device_name(0))"
+t0=$(date +%s)
+LUMINA_RESULTS=$(mktemp -d) $PY -m lumina train cifar10 --profile smoke --set device=cuda --set amp=True
+echo "[gpu] smoke run: $(( $(date +%s) - t0 )) s"
+t0=$(date +%s)
+$PY -m lumina run-set "$SET" --profile "$PROFILE"
+echo "[gpu] run set $SET/$PROFILE: $(( $(date +%s) - t0 )) s; results under ${LUMINA_RESULTS:-results}/"
