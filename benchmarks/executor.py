@@ -1,6 +1,6 @@
 """Fast executor vs the reference loop: training-step time side by side in one process.
 
-    python -m benchmarks.executor [--threads 2] [--grid]      # about 1 minute (the grid: about 5)
+    python -m benchmarks.executor [--threads 1] [--grid]      # about 1 minute (the grid: about 5)
 
 Targets (issue "core v2"): at batch 64 with 48 clusters, fast ≥ 2.5× the reference at d_hidden 32 and 128.
 Topologies are 'evolved-looking' (`benchmarks.common.evolved_like`). Each figure is the median of timed
@@ -17,7 +17,7 @@ from .common import evolved_like, median_time, training_step, write_json
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--grid", action="store_true", help="also 12 and 96 clusters, batch 256")
     a = ap.parse_args(argv)

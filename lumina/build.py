@@ -33,7 +33,7 @@ def make_task(cfg: ExperimentConfig):
 
 def initial_graph(cfg: ExperimentConfig) -> Graph:
     m = cfg.model
-    if m.init_from:  # e.g. an evolved run's final topology, trained from scratch (SPEC §3b, control (a))
+    if m.init_from:  # e.g. an evolved run's final topology, trained from scratch (the intro: how a comparison is run, control (a))
         path = results_root() / m.init_from
         if not path.is_file():
             raise ValueError(f"init_from={m.init_from!r}: {path} does not exist; train the run it names first")
@@ -58,7 +58,7 @@ def build_model(cfg: ExperimentConfig, graph: Graph | None = None, params: dict 
         kw = dict(d_hidden=m.d_hidden, aggregate=m.aggregate, cl=m.cl, seed=cfg.train.seed, params=params, extra=extra)
         if cfg.data.dataset == "tinystories":
             model = LuminaNet(graph, d_in=m.d_embed, n_out=cfg.data.vocab_size, input_kind="tokens",
-                              vocab_size=cfg.data.vocab_size, **kw)
+                              vocab_size=cfg.data.vocab_size, readout=m.readout, **kw)
         else:
             model = LuminaNet(graph, d_in=m.patch * m.patch, n_out=10, patch=m.patch, **kw)
     return model.to(device)

@@ -27,6 +27,9 @@ class ModelConfig:
     #                             feedforward edge (Table 5's dense start); "dense_fb" = feedforward + feedback
     init_from: str = ""  # start from a stored topology (a results-relative topology.json): control (a) [ours]
     context: int = 64  # tokens per window, one slot (cluster) per position (text only) [ours]
+    readout: str = "slot+context"  # text OL at position t [ours]: "context" = LN(mean of the clusters of slots
+    #                                 <= t); "slot+context" = LN(mean of slot t's clusters + that context mean), so
+    #                                 the current token is not diluted to 1/(t+1) of what the OL reads
     d_embed: int = 64  # token embedding width, the IL input for text [ours]
     tokenizer: str = "bpe"  # text: "bpe" (trained on the training text) or "gpt2" (where available)
 
@@ -69,7 +72,7 @@ class EvolutionConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: float = 10.0  # passes over the training set: budgets are epochs, never seconds (SPEC §3b)
+    epochs: float = 10.0  # passes over the training set: budgets are epochs, never seconds (the intro: how a comparison is run)
     batch_size: int = 128
     lr: float = 2e-3  # AdamW peak learning rate, cosine decay after a linear warm-up
     lr_warmup: float = 0.03  # fraction of training with linear LR warm-up
@@ -87,7 +90,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "cifar10"  # "cifar10", "tinystories" or "synthetic" (tests)
-    validation: bool = False  # CIFAR-10: train on the first 45,000 images, evaluate on the last 5,000 (SPEC §3b)
+    validation: bool = False  # CIFAR-10: train on the first 45,000 images, evaluate on the last 5,000 (the intro: how a comparison is run)
     train_subset: int = 0  # use the first N training examples; 0 = all
     test_subset: int = 0  # use the first N test examples; 0 = all
     n_stories: int = 0  # TinyStories: stories to use from the hub; 0 = all local ones
@@ -152,6 +155,8 @@ class ExperimentConfig:
             errs.append(f"aggregate={m.aggregate!r}; valid: 'mean', 'sum'")
         if m.init_connect not in ("none", "dense", "dense_fb"):
             errs.append(f"init_connect={m.init_connect!r}; valid: 'none', 'dense', 'dense_fb'")
+        if m.readout not in ("context", "slot+context"):
+            errs.append(f"readout={m.readout!r}; valid: 'context', 'slot+context'")
         if m.cl not in ("source", "edge"):
             errs.append(f"cl={m.cl!r}; valid: 'source', 'edge'")
         if not (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:")):
@@ -182,7 +187,7 @@ class ExperimentConfig:
 
 # ---- experiments x profiles ---------------------------------------------------------------------
 # Each entry is a set of overrides on the defaults above. Keep `full` within ~30 min per run on 2 cores.
-# Budgets are epochs (SPEC §3b); eval_every=0 evaluates once per epoch (the curves of the chapters).
+# Budgets are epochs (the intro: how a comparison is run); eval_every=0 evaluates once per epoch (the curves of the chapters).
 _CIFAR_SMOKE = dict(dataset="cifar10", train_subset=1024, test_subset=512, d_hidden=16, init_size=16, m_max=24,
                     grow_n=8, epochs=2.0, batch_size=64, evolve_every=4, load_every=2, min_edge_age=4,
                     eval_every=8, probe_batch=64, prune_frac=0.8, reduce_frac=0.3)  # every op fires in seconds

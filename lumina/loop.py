@@ -1,7 +1,7 @@
 """The training loop shared by every experiment: LuminaNet (with evolution) and the baselines.
 
 One recipe (AdamW, linear warm-up then cosine decay, label smoothing, batch augmentation, grad clipping) for
-a budget of epochs, never seconds (SPEC §3b), so a seed gives the same run on any machine and a killed run
+a budget of epochs, never seconds (the intro: how a comparison is run), so a seed gives the same run on any machine and a killed run
 resumes to it. `train` returns a `Run` (the JSON result, the live model, the event log) and writes nothing
 but its checkpoint: storing results is `lumina.results`' job.
 

@@ -1,20 +1,22 @@
 """LuminaNet (Liu 2026, arXiv 2601.19508): Neuron Clusters talking over a Communication Layer.
 
-Per Neuron Cluster i with m_i neurons (SPEC §1; [paper] marks the paper's equations, the rest is ours):
+Per Neuron Cluster i with m_i neurons (book chapter 1; [paper] marks the paper's equations, the rest is ours):
     IL  e_i = σ(W_in_i x_slot(i) + b_in_i)                    [paper] e_i = σ(Linear_i(Flatten(x_i)))
     CL  s_i = (1/n_i) Σ_{j ∈ N_i} g_ji W_Cj f_j                 [paper] with one W_Cj per *source* j;
                                                                g_ji: a learnable scalar gate per edge [ours]
     NL  h_i = σ(e_i + U_i s_i)                                 (m_i,)
         f_i = V_i^T h_i + b_out_i                              (d_hidden,) the cluster's signal on the channel
     OL  images: logits = Linear(LayerNorm(mean_i f_i^(2)))     survives splitting: LayerNorm is scale-free
-        text:   logits_t = Linear(LayerNorm(mean_{i: slot(i) ≤ t} f_i^(2)))   one prediction per position
+        text:   logits_t = Linear(LayerNorm(mean_{i: slot(i) = t} f_i^(2) + mean_{i: slot(i) ≤ t} f_i^(2)))
+                one prediction per position: the current slot's clusters plus the context so far
+                (readout="context" keeps only the second mean)
 σ = GELU. The message W_Cj f_j is computed once per source and pass and averaged by every receiver (the
 paper's formula as printed). Gates of initial edges start at 1 (the formula exactly); an edge added by
 `connect` starts at 0, so adding it only rescales the target's mean by n/(n+1) (exact with `aggregate="sum"`).
 `cl="edge"` is the variant with one matrix per edge, s_i = (1/n_i) Σ_j W_C(j→i) f_j (no gates; a new edge's
 W_C starts at 0): a d_hidden×d_hidden product per edge instead of per source.
 
-Two-pass forward (SPEC §1): pass 1 visits clusters in id order and averages feedforward sources only;
+Two-pass forward (book chapter 1): pass 1 visits clusters in id order and averages feedforward sources only;
 pass 2 visits them again with every in-edge: sources with a lower id give their pass-2 output, sources with
 an id >= i (feedback, recurrent) their pass-1 output. Nothing iterates to a fixed point.
 
@@ -109,7 +111,7 @@ class LuminaNet(nn.Module):
 
     def __init__(self, graph: Graph, *, d_in: int, d_hidden: int, n_out: int, input_kind: str = "patches",
                  patch: int = 16, image_shape: tuple[int, int, int] = (3, 32, 32), vocab_size: int = 0,
-                 aggregate: str = "mean", cl: str = "source", seed: int = 0,
+                 aggregate: str = "mean", cl: str = "source", readout: str = "slot+context", seed: int = 0,
                  params: dict[str, torch.Tensor] | None = None, extra: dict[str, torch.Tensor] | None = None):
         super().__init__()
         if input_kind not in ("patches", "tokens"):
@@ -120,9 +122,11 @@ class LuminaNet(nn.Module):
             raise ValueError(f"unknown communication layer {cl!r}; valid: {', '.join(map(repr, CL_FORMS))}")
         self.d_in, self.d_hidden, self.n_out = d_in, d_hidden, n_out
         self.input_kind, self.patch, self.image_shape = input_kind, patch, tuple(image_shape)
-        self.aggregate, self.cl = aggregate, cl
+        if readout not in ("context", "slot+context"):
+            raise ValueError(f"unknown readout {readout!r}; valid: 'context', 'slot+context'")
+        self.aggregate, self.cl, self.readout_kind = aggregate, cl, readout
         gen = torch.Generator().manual_seed(seed)
-        if input_kind == "tokens":  # one table shared by every position's IL (SPEC §3, ours)
+        if input_kind == "tokens":  # one table shared by every position's IL (book chapter 4, ours)
             self.embed = nn.Embedding(vocab_size, d_in)
             # unit-variance embeddings, as nn.Embedding's default: the IL then sees inputs of the scale of
             # its bias, so the OL input depends on the tokens from the first step
@@ -229,12 +233,14 @@ class LuminaNet(nn.Module):
 
     def readout(self, f2: torch.Tensor) -> torch.Tensor:
         """OL: f2 (n_clusters, B, d_hidden) in id order -> logits (B, n_out), or (B, L, n_out) for text,
-        where position t reads the clusters of slots ≤ t (causal by wiring: SPEC §3)."""
+        where position t reads only the clusters of slots ≤ t (causal by wiring: book chapter 4)."""
         if self.input_kind == "patches":
             return self.head(self.norm(f2.mean(0)))
-        slot, counts = self._plan.slot_index, self._plan.slot_counts
+        slot, counts = self._plan.slot_index, self._plan.slot_counts.view(-1, 1, 1)
         sums = f2.new_zeros(self.graph.n_slots, *f2.shape[1:]).index_add_(0, slot, f2)  # (L, B, d)
-        pooled = sums.cumsum(0) / counts.cumsum(0).view(-1, 1, 1)
+        pooled = sums.cumsum(0) / counts.cumsum(0)  # the context: mean over the clusters of slots ≤ t
+        if self.readout_kind == "slot+context":
+            pooled = pooled + sums / counts  # plus the mean of slot t's own clusters
         return self.head(self.norm(pooled.transpose(0, 1)))  # (B, L, n_out)
 
     def forward(self, x: torch.Tensor, executor: str = "fast") -> torch.Tensor:
@@ -257,9 +263,13 @@ class LuminaNet(nn.Module):
             f1[i] = _cluster(self, p, i, e[i], [(ed.src, f1[ed.src]) for ed in g.in_edges(i) if ed.kind == "feedforward"])[2]
         for i in mine:
             f2[i] = _cluster(self, p, i, e[i], [(ed.src, f2[ed.src] if ed.src < i else f1[ed.src]) for ed in g.in_edges(i)])[2]
-        cache["sum"] = cache.get("sum", 0) + sum(f2[i] for i in mine)
+        own = sum(f2[i] for i in mine)
+        cache["sum"] = cache.get("sum", 0) + own
         cache["n"] = cache.get("n", 0) + len(mine)
-        return self.head(self.norm(cache["sum"] / cache["n"]))
+        pooled = cache["sum"] / cache["n"]
+        if self.readout_kind == "slot+context":
+            pooled = pooled + own / len(mine)
+        return self.head(self.norm(pooled))
 
 
 # ---- reference executor: the equations, one cluster at a time ----------------------------------
@@ -386,8 +396,8 @@ class Plan:
 
 def forward_fast(model: LuminaNet, X: torch.Tensor, trace: dict | None = None) -> torch.Tensor:
     """X (B, n_slots, d_in) -> pass-2 outputs (n_clusters, B, d_hidden) in id order, one level at a time.
-    `trace`, when given, receives per cluster h2, f1, f2, (cl="source") its messages m1, m2, and its pass-2
-    CL input as ("S", "t"): row t of its level's tensor S, which retains its gradient."""
+    `trace`, when given, receives per cluster h2, f1, f2 and its pass-2 CL input as ("S", "t"): row t of its
+    level's tensor S, which retains its gradient."""
     plan, p, src_form = model._plan, model.p, model.cl == "source"
     B, d = X.shape[0], model.d_hidden
     Xs = X.transpose(0, 1)  # (n_slots, B, d_in)
@@ -414,15 +424,14 @@ def forward_fast(model: LuminaNet, X: torch.Tensor, trace: dict | None = None) -
 
     def messages(L: int, f: torch.Tensor, needed: bool, out: list) -> None:
         if src_form:
-            out.extend(torch.bmm(f, p[f"L{L}_wc"]).unbind(0) if needed or trace is not None else [None] * f.shape[0])
+            out.extend(torch.bmm(f, p[f"L{L}_wc"]).unbind(0) if needed else [None] * f.shape[0])
 
     # IL once per forward, reused by both passes: (k, B, m)
     E = [F.gelu(torch.baddbmm(p[f"L{L}_b_in"], Xs.index_select(0, plan.slots[L]), p[f"L{L}_w_in"].transpose(1, 2)))
          for L in range(len(plan.levels))]
-    sig1 = sig2 = None  # what a source sends: its message (cl="source") or its output (cl="edge")
     f1: list[torch.Tensor] = []  # per-cluster outputs (views), by level-major position
-    m1: list = []
-    sig1 = m1 if src_form else f1
+    m1: list = []  # per-cluster messages W_Cj f_j (cl="source"), None where no edge reads them
+    sig1 = m1 if src_form else f1  # what a source sends: its message, or (cl="edge") its output
     for L, rows in enumerate(plan.inputs):  # pass 1: feedforward sources only (all in earlier levels)
         srcs = [[(pos, low) if ff else None for pos, low, ff in r] for r in rows]
         S = cl(L, srcs, plan.D1[L], plan.coef1[L], lambda r: sig1[r[0]])
@@ -446,6 +455,4 @@ def forward_fast(model: LuminaNet, X: torch.Tensor, trace: dict | None = None) -
             for t, i in enumerate(plan.levels[L]):
                 k = plan.pos[i]
                 trace[i] = {"S": S, "t": t, "h2": H[0][t, :, :model.graph.clusters[i].size], "f1": f1[k], "f2": f2[k]}
-                if src_form:
-                    trace[i].update(m1=m1[k], m2=m2[k])
     return torch.stack([f2[k] for k in plan.order_index])  # back to id order

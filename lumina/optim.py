@@ -1,4 +1,4 @@
-"""AdamW whose state follows the network through evolution (SPEC §2: optimizer state carries over).
+"""AdamW whose state follows the network through evolution (book chapter 2: optimizer state carries over).
 
 `EvolvingAdamW` is AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with one change: the bias
 correction 1 − β^t is kept *per element* (`bc1`, `bc2`, updated as bc ← β·bc + (1 − β), so 0 for an element

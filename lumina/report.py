@@ -42,3 +42,20 @@ def report(profile: str = "full") -> str:
         if len(table):
             out += [f"\n### {title}\n", table.to_markdown()]
     return "\n".join(out) + "\n"
+
+
+def landing(profile: str = "full"):
+    """The intro's table: every claim, our measurement and its verdict, each row linking to its chapter."""
+    rows = verdicts.cifar10(profile) + verdicts.tinystories(profile)
+    for r in verdicts.evolution_worth(profile):
+        if r["compared with"].startswith("(a)") and r["evolved run"] == "evolved from scratch":
+            rows.append({"claim": "evolving pays: evolved ≥ its final topology trained from scratch (our control)",
+                         "paper": "", "ours": f"{r['difference']:+.2f} points (validation)",
+                         "verdict": r["verdict"], "chapter": "06_ablations"})
+    out = []
+    for r in rows:
+        c = r["claim"]
+        text, paper_value = (c.text, r.get("paper") or c.shown()) if hasattr(c, "shown") else (c, r.get("paper", ""))
+        out.append({"claim": text, "paper": paper_value, "ours": r.get("ours", ""), "verdict": r["verdict"],
+                    "chapter": f'<a href="chapters/{r["chapter"]}.html">{r["chapter"][:2]}</a>'})
+    return show_table(out, caption="Every claim of the paper, our measurement and the verdict")

@@ -1,4 +1,5 @@
-"""Topology statistics of an evolved LuminaNet (SPEC §3: depth and recurrence by width, convergence).
+"""Topology statistics of an evolved LuminaNet (the paper's structure claims: depth and recurrence by width,
+convergence across seeds; their values are in `lumina.paper`).
 
 Definitions (used the same way in the book):
   - **topological depth**: the number of Neuron Clusters on the longest feedforward path (a network

@@ -14,7 +14,7 @@ from . import metrics
 from .config import ExperimentConfig
 from .data.cifar import augment_batch, load_cifar10, normalize, synthetic_images
 
-VALIDATION_IMAGES = 5000  # CIFAR-10's validation split: the last 5,000 training images (SPEC §3b)
+VALIDATION_IMAGES = 5000  # CIFAR-10's validation split: the last 5,000 training images (the intro: how a comparison is run)
 
 
 class Task(Protocol):

@@ -1,6 +1,6 @@
 """TinyStories next-token prediction as a training task (the `lumina.tasks.Task` interface).
 
-Examples [ours, SPEC §3]. The training stories become one token stream (each story followed by the EOT id,
+Examples [ours, book chapter 4]. The training stories become one token stream (each story followed by the EOT id,
 `lumina.data.tokenizer.encode_corpus`), cut into non-overlapping windows of L+1 tokens (L = cfg.model.context);
 window k gives x = tokens[kL : kL+L] and y = tokens[kL+1 : kL+L+1]: every position t predicts the next token
 from the tokens up to t, so one window gives L targets, for LuminaNet (causal by wiring: one slot per
@@ -17,7 +17,7 @@ from the t+1 tokens of its window up to it. With p the model's probability of th
     bpb   = sum (-ln p) / ln 2 / sum bytes(v)   bits per UTF-8 byte
 where bytes(v) is the number of UTF-8 bytes token v decodes to (byte-level BPE) and the EOT token counts as
 1 byte. Perplexity depends on the tokenizer; bits per byte does not, so compare perplexities only under one
-tokenizer (SPEC §3).
+tokenizer (book chapter 4).
 """
 from __future__ import annotations
 

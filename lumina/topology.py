@@ -45,7 +45,7 @@ class TopologyError(ValueError):
 @dataclass
 class Graph:
     n_slots: int  # number of distinct inputs (12 patches for CIFAR-10, L positions for text)
-    causal: bool = False  # text: every edge goes from a slot to the same or a later slot (SPEC §3)
+    causal: bool = False  # text: every edge goes from a slot to the same or a later slot (book chapter 4)
     clusters: dict[int, Cluster] = field(default_factory=dict)
     edges: dict[tuple[int, int], Edge] = field(default_factory=dict)
     next_id: int = 0

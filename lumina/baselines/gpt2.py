@@ -2,10 +2,11 @@
 
 GPT-2: Radford, Wu, Child, Luan, Amodei & Sutskever 2019, "Language Models are Unsupervised Multitask
 Learners" (OpenAI technical report). The paper compares LuminaNet with a *single-layer* GPT-2-style model
-(PPL 8.08, top-1 53.29% on TinyStories, SPEC §3). Built with `transformers.GPT2LMHeadModel` from a fresh
-`GPT2Config(n_layer=1, ...)`: random weights, never pretrained; learned positional embeddings over
-`context` positions, causal self-attention, tied input/output embeddings (GPT-2's defaults). Dropout is 0
-by default [ours]: LuminaNet uses none either, and the paper stresses "no training tricks".
+(its TinyStories perplexity and top-1: `lumina.paper` claims `tinystories.ppl_gpt2` and `.top1_gpt2`).
+Built with `transformers.GPT2LMHeadModel` from a fresh `GPT2Config(n_layer=1, ...)`: random weights, never
+pretrained; learned positional embeddings over `context` positions, causal self-attention, tied input/output
+embeddings (GPT-2's defaults). Dropout is 0 by default [ours]: LuminaNet uses none either, and the paper
+stresses "no training tricks".
 
 The wrapper takes token ids (B, T), T <= context, and returns
   - `full_sequence=True`: logits (B, T, vocab) for every position (standard LM training: position t

@@ -1,9 +1,9 @@
-"""When and where the network evolves (SPEC §2, [ours]: the paper does not publish its policy).
+"""When and where the network evolves (book chapter 2, [ours]: the paper does not publish its policy).
 
 Every `evolve_every` steps, after `warmup_frac` of training and before the last `freeze_frac`, one event,
 decided on a probe batch (one forward and backward that is not a training step). With G_i = ∂L/∂s_i (pass 2)
 and c_ji the signal edge j→i adds to s_i (g_ji W_Cj f_j / n_i, or W_C(j→i) f_j / n_i for per-edge CLs):
-  1. prune:   an edge's saliency is Σ_b |⟨c_ji, G_i⟩| (first-order loss change per example, SPEC §2: not a
+  1. prune:   an edge's saliency is Σ_b |⟨c_ji, G_i⟩| (first-order loss change per example, book chapter 2: not a
               weight norm, which Adam inflates on every edge); edges older than `min_edge_age` with a saliency
               below prune_frac × the median are removed, at most `prune_k` per event, so connections keep
               being revised while the topology is unfrozen;
