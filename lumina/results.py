@@ -95,7 +95,7 @@ def train_or_load(cfg: ExperimentConfig, retrain: bool = False, restart: bool = 
     if not (retrain or restart):
         found = load_result(cfg)
         if found is not None:
-            log(f"[lumina] loaded {cfg.experiment}/{cfg.profile}/{cfg.key()} from {result_dir(cfg)}")
+            log(f"[lumina] loaded {cfg.experiment}/{cfg.profile}/{cfg.key()} (stored result)")
             return found
     with run_lock(cfg, log):
         if not (retrain or restart):

@@ -175,7 +175,7 @@ def paper_vs_ours(rows: Sequence[Mapping], precision: int = 2, caption: str | No
         if isinstance(r.get("ours"), numbers.Real) and not isinstance(r.get("ours"), bool):
             r["ours"] = fmt(r["ours"], precision)
         out.append(r)
-    extra = [k for r in out for k in r if k not in PAPER_VS_OURS]
+    extra = [k for r in out for k in r if k not in PAPER_VS_OURS and k != "chapter"]  # chapter: the intro's links
     cols = [c for c in PAPER_VS_OURS if any(not _missing(r.get(c)) and r.get(c) != "" for r in out)]
     cols += list(dict.fromkeys(extra))
     return show_table(pd.DataFrame(out, columns=cols), columns=cols, precision=precision, caption=caption)
