@@ -6,12 +6,13 @@
 
 Parts and their expected run time: executor (fast vs reference, ~1 min), flops_rate (FLOP/s vs matmul,
 ~30 s), epoch (evolved LuminaNet vs LeNet-5 epoch, ~1 min), lm_compare (LuminaNet vs GPT-2 compute and
-memory, ~1 min per width), runs (epoch times and evolution overhead of the stored runs, instant).
+memory, ~1 min per width), runs (epoch times and evolution overhead of the stored runs, instant),
+baseline_epochs (seconds per epoch of every CIFAR-10 baseline, ~3 min).
 Ratios are measured side by side in one process, so they hold on a busy machine better than absolute times.
 """
 import sys
 
-from . import common, epoch, executor, flops_rate, lm_compare
+from . import baseline_epochs, common, epoch, executor, flops_rate, lm_compare
 
 
 def run_summaries():
@@ -35,7 +36,8 @@ def run_summaries():
 
 
 PARTS = {"executor": lambda: executor.main([]), "flops_rate": lambda: flops_rate.main([]),
-         "epoch": lambda: epoch.main([]), "lm_compare": lambda: lm_compare.main([]), "runs": run_summaries}
+         "epoch": lambda: epoch.main([]), "lm_compare": lambda: lm_compare.main([]), "runs": run_summaries,
+         "baseline_epochs": lambda: baseline_epochs.main([])}
 
 if __name__ == "__main__":
     args = sys.argv[1:]
