@@ -2,8 +2,9 @@
 
     python -m benchmarks.lm_compare [--profile full] [--threads 1]      # about 1 minute per width
 
-For each width of the TinyStories chapter (`lumina.published.tinystories_runs`), on the stored LuminaNet
-network (its evolved topology; a fresh one when none is stored) and a GPT-2 of d_model = d_hidden:
+For each width of the TinyStories chapter (`lumina.published.tinystories_runs`, seed 0), on the evolved topology
+of the stored LuminaNet run (the initial one when none is stored; weights do not change FLOPs or memory) and a
+GPT-2 of d_model = d_hidden:
   - FLOPs per predicted training token: FlopCounterMode on one forward of a window, divided by the L tokens
     it predicts, with and without the output head (2·d·V per token) and the token embedding;
   - FLOPs and wall time per *generated* token over one window: LuminaNet with its slot cache
@@ -23,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lumina.build import build_model
 from lumina.published import tinystories_runs
-from lumina.results import load_model, result_dir
+from lumina.results import artifacts
 
 from .common import write_json
 
@@ -90,10 +91,13 @@ def main(argv=None):
     runs = tinystories_runs(a.profile)
     rows = []
     for lcfg, gcfg in zip(runs["luminanet"], runs["baselines"]):
+        if lcfg.train.seed != 0:  # one row per width: FLOPs and memory depend on the topology, not the seed's weights
+            continue
         V, L, B = lcfg.data.vocab_size, lcfg.model.context, lcfg.train.batch_size
         d = lcfg.model.d_hidden
-        stored = (result_dir(lcfg) / "network").exists()
-        lum = load_model(lcfg) if stored else build_model(lcfg)
+        topology = artifacts(lcfg)["topology"]  # the evolved wiring; weights do not change FLOPs or memory
+        stored = "evolved" if topology is not None else "fresh"
+        lum = build_model(lcfg, topology)
         gpt = build_model(gcfg)
         x = torch.randint(0, V, (B, L), generator=torch.Generator().manual_seed(0))
         y = torch.roll(x, -1, 1)
@@ -101,7 +105,7 @@ def main(argv=None):
             model.eval()
             total = flops(lambda: model(x[:1]))
             head = 2 * d * V * L
-            row = {"model": name, "d_hidden": d, "network": ("stored" if stored else "fresh") if "Lumina" in name else "fresh",
+            row = {"model": name, "d_hidden": d, "network": stored if "Lumina" in name else "fresh",
                    "params": sum(p.numel() for p in model.parameters()) if "GPT" in name else model.count_params(),
                    "flops_per_token": total / L, "body_flops_per_token": (total - head) / L,
                    "train_tensor_mb": train_tensor_bytes(model.train(), x, y) / 2 ** 20}

@@ -80,6 +80,15 @@ def write_network(folder: Path, tensors: dict[str, torch.Tensor], config: dict, 
     save_tensors(folder / "weights.safetensors", tensors, {"config_key": config_key, "format": "named-v2"}, dtype)
 
 
+def shrink_network(folder: Path, dtype: torch.dtype = torch.float16) -> int:
+    """Rewrite a saved network's weights in `dtype` (half the bytes for fp16), for networks committed so the
+    book can sample from them; `read_network` returns float32 either way. Returns the new file size in bytes."""
+    path = Path(folder) / "weights.safetensors"
+    tensors, meta = load_tensors(path)
+    save_tensors(path, tensors, {**meta, "stored_dtype": str(dtype).removeprefix("torch.")}, dtype)
+    return path.stat().st_size
+
+
 def read_network(folder: Path) -> tuple[Graph | None, dict, dict[str, torch.Tensor], dict]:
     """(graph or None for a baseline, config dict, tensors as float32, metadata) of a saved network folder."""
     folder = Path(folder)

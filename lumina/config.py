@@ -186,7 +186,7 @@ class ExperimentConfig:
 
 
 # ---- experiments x profiles ---------------------------------------------------------------------
-# Each entry is a set of overrides on the defaults above. Keep `full` within ~30 min per run on 2 cores.
+# Each entry is a set of overrides on the defaults above. Keep a `full` run within ~30 min on one core.
 # Budgets are epochs (the intro: how a comparison is run); eval_every=0 evaluates once per epoch (the curves of the chapters).
 _CIFAR_SMOKE = dict(dataset="cifar10", train_subset=1024, test_subset=512, d_hidden=16, init_size=16, m_max=24,
                     grow_n=8, epochs=2.0, batch_size=64, evolve_every=4, load_every=2, min_edge_age=4,

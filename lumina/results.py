@@ -12,12 +12,13 @@ holds a file lock so a second process starting the same config waits instead of 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 from pathlib import Path
 
 
-from .build import build_model
+from .build import build_model, make_task
 from .checkpoint import CheckpointError, atomic_write_text, read_network, write_network
 from .config import ExperimentConfig
 from .loop import Run, train
@@ -25,7 +26,8 @@ from .model import LuminaNet
 from .paths import results_root, runs_root
 from .topology import Graph
 
-STORE_WEIGHTS = 5_000_000  # networks up to this many parameters keep their weights with the result
+STORE_WEIGHTS = 16_000_000  # networks up to this many parameters keep their weights with the result (the
+# largest TinyStories LuminaNet has 14M); only those the book loads are committed, the rest are deleted first
 
 
 def result_dir(cfg: ExperimentConfig) -> Path:
@@ -118,6 +120,49 @@ def find_results(experiment: str, profile: str) -> list[dict]:
     """Every stored result of an experiment/profile (for tables across widths, seeds, models)."""
     base = results_root() / experiment / profile
     return [json.loads(f.read_text()) for f in sorted(base.glob("*/result.json"))]
+
+
+def _reference_inputs(cfg: ExperimentConfig) -> dict:
+    """What a text reference's metrics depend on: the data config and the context, not the model."""
+    return {"data": dataclasses.asdict(cfg.data), "context": cfg.model.context, "tokenizer": cfg.model.tokenizer}
+
+
+def load_unigram(cfg: ExperimentConfig) -> dict | None:
+    """The stored validation metrics of the unigram predictor (`lumina.text.UnigramLM`) for `cfg`'s data, or
+    None when missing or stored for other data."""
+    f = results_root() / cfg.experiment / cfg.profile / "unigram.json"
+    if not f.exists():
+        return None
+    stored = json.loads(f.read_text())
+    return stored["metrics"] if stored.get("inputs") == _reference_inputs(cfg) else None
+
+
+def unigram_or_load(cfg: ExperimentConfig, task=None) -> dict:
+    """`load_unigram`, else compute it on `task` (built from `cfg` when None: needs the stories) and store it
+    beside the runs: the line a collapsed language model falls to (no training, seconds)."""
+    found = load_unigram(cfg)
+    if found is not None:
+        return found
+    metrics = (task or make_task(cfg)).unigram_metrics()
+    atomic_write_text(results_root() / cfg.experiment / cfg.profile / "unigram.json",
+                      json.dumps({"inputs": _reference_inputs(cfg), "metrics": metrics}, indent=1))
+    return metrics
+
+
+def measured_or_load(cfg: ExperimentConfig, name: str, compute) -> dict:
+    """An analysis of a stored run (e.g. its pruning test), stored as `<run>/<name>.json` the first time
+    `compute()` runs, so the book shows it later without the data or the weights."""
+    f = result_dir(cfg) / f"{name}.json"
+    if f.exists():
+        return json.loads(f.read_text())
+    out = compute()
+    atomic_write_text(f, json.dumps(out, indent=1))
+    return out
+
+
+def load_measured(cfg: ExperimentConfig, name: str) -> dict | None:
+    f = result_dir(cfg) / f"{name}.json"
+    return json.loads(f.read_text()) if f.exists() else None
 
 
 def artifacts(cfg: ExperimentConfig) -> dict:

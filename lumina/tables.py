@@ -40,9 +40,12 @@ PAPER_VS_OURS = ("claim", "paper", "ours", "seeds", "hardware", "gap", "cause")
 
 
 def display_name(arch: str, d_hidden: int | None = None) -> str:
-    """'luminanet', 64 -> 'LuminaNet-64'; 'lenet5' -> 'LeNet-5'. Unknown names pass through unchanged."""
+    """'luminanet', 64 -> 'LuminaNet-64'; 'gpt2', 128 -> 'GPT-2 (1 layer, d_model 128)'; 'lenet5' -> 'LeNet-5'.
+    Unknown names pass through unchanged."""
     name = DISPLAY_NAMES.get(arch, arch)
-    return f"{name}-{d_hidden}" if arch == "luminanet" and d_hidden is not None else name
+    if d_hidden is None:
+        return name
+    return f"{name}-{d_hidden}" if arch == "luminanet" else f"GPT-2 (1 layer, d_model {d_hidden})" if arch == "gpt2" else name
 
 
 def _missing(v) -> bool:

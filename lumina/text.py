@@ -31,13 +31,14 @@ from .data.common import DataError
 from .data.stories import EOT, load_stories
 from .data.tokenizer import encode_corpus, get_tokenizer, token_bytes, train_tokenizer
 
-__all__ = ["TextTask", "evaluate_lm", "windows"]
+__all__ = ["TextTask", "UnigramLM", "evaluate_lm", "windows"]
 
 
 def windows(tokens: torch.Tensor, L: int) -> torch.Tensor:
     """Non-overlapping windows of L+1 tokens: (n, L+1); inputs [:, :-1], targets [:, 1:]."""
-    n = (len(tokens) - 1) // L
-    return torch.stack([tokens[k * L:k * L + L + 1] for k in range(n)]) if n else tokens.new_zeros(0, L + 1)
+    if len(tokens) < L + 1:
+        return tokens.new_zeros(0, L + 1)
+    return tokens.unfold(0, L + 1, L).contiguous()  # window k = tokens[kL : kL+L+1]
 
 
 @torch.no_grad()
@@ -64,6 +65,20 @@ def evaluate_lm(model, wins: torch.Tensor, nbytes: torch.Tensor, batch_size: int
     loss = nll / n
     return {"loss": loss, "ppl": math.exp(min(loss, 700.0)), "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n,
             "bpb": nll / math.log(2) / max(n_bytes, 1), "n_tokens": n}
+
+
+class UnigramLM(torch.nn.Module):
+    """The reference a collapsed language model falls back to: the training tokens' frequencies, the same
+    prediction at every position (add-one smoothed so no validation token has probability 0). A model whose
+    validation perplexity is near this one's has learned no context."""
+
+    def __init__(self, train_tokens: torch.Tensor, vocab_size: int):
+        super().__init__()
+        counts = torch.bincount(train_tokens.flatten().cpu(), minlength=vocab_size)[:vocab_size].double() + 1.0
+        self.register_buffer("log_p", (counts / counts.sum()).log().float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.log_p.expand(*x.shape, -1)
 
 
 class TextTask:
@@ -131,6 +146,11 @@ class TextTask:
 
     def example(self) -> torch.Tensor:
         return self.val_windows[:1, :-1]
+
+    def unigram_metrics(self) -> dict:
+        """The validation metrics of `UnigramLM` (the training windows' token frequencies): what a model
+        that ignores its context scores."""
+        return self.evaluate(UnigramLM(self.train_windows[:, 1:], self.n_out))
 
     # ---- text in and out ---------------------------------------------------------------------------
     def encode(self, text: str) -> torch.Tensor:

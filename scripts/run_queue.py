@@ -6,11 +6,12 @@ the headline runs resolve their chosen width)."""
 import sys
 import time
 
-from lumina.published import RUN_SETS, ablation_runs, cifar10_runs, tinystories_runs, width_runs
+from lumina.published import RUN_SETS, ablation_runs, cifar10_runs, tinystories_controls, tinystories_runs, width_runs
 from lumina.results import load_result, train_or_load
 
 GROUPS = {"cifar10": cifar10_runs, "cifar10_ablation": ablation_runs, "tinystories": tinystories_runs,
-          "cifar10_widths": lambda p: {"w": list(width_runs(p).values())}}
+          "cifar10_widths": lambda p: {"w": list(width_runs(p).values())},
+          "tinystories_controls": lambda p: {"c": list(tinystories_controls(p).values())}}
 
 for spec in sys.argv[1:]:
     if spec.startswith("wait:"):

@@ -48,7 +48,7 @@ def test_named_index_becomes_a_column():
     ("luminanet", 64, "LuminaNet-64"), ("luminanet", None, "LuminaNet"), ("lenet5", None, "LeNet-5"),
     ("alexnet", None, "AlexNet"), ("resnet18", None, "ResNet-18"), ("mlp_mixer", None, "MLP-Mixer"),
     ("resmlp", None, "ResMLP"), ("deit_tiny", None, "DeiT-Tiny"), ("mobilevit", None, "MobileViT"),
-    ("gpt2", 128, "GPT-2 (1 layer)"), ("something_new", None, "something_new")])
+    ("gpt2", 128, "GPT-2 (1 layer, d_model 128)"), ("gpt2", None, "GPT-2 (1 layer)"), ("something_new", None, "something_new")])
 def test_display_names(arch, d, name):
     assert display_name(arch, d) == name
 

@@ -111,6 +111,23 @@ def test_text_configs_are_consistent():
         resolve("cifar10", "smoke", arch="gpt2")
 
 
+@pytest.mark.parametrize("profile", ("full", "paper"))
+def test_text_runs_pair_every_width_and_seed_with_gpt2(profile):
+    from lumina.published import TEXT_WIDTHS, tinystories_controls, tinystories_runs
+    runs = tinystories_runs(profile)
+    pairs = [(c.model.d_hidden, c.train.seed) for c in runs["luminanet"]]
+    assert pairs == [(c.model.d_hidden, c.train.seed) for c in runs["baselines"]]
+    assert {w for w, _ in pairs} == set(TEXT_WIDTHS) and (TEXT_WIDTHS[-1], 1) in pairs  # two seeds at 384
+    for a, b in zip(runs["luminanet"], runs["baselines"]):  # the same data, windows and budget per pair
+        assert (a.data, a.model.context, a.train.batch_size, a.train.epochs) == (b.data, b.model.context, b.train.batch_size, b.train.epochs)
+    base, *others = tinystories_controls(profile).values()
+    assert base == runs["luminanet"][0]
+    for c in others:  # each control differs from the published run in one field
+        diff = [(sec, k) for sec in ("model", "evolution", "train", "data")
+                for k in vars(getattr(base, sec)) if getattr(getattr(base, sec), k) != getattr(getattr(c, sec), k)]
+        assert len(diff) == 1, diff
+
+
 def test_stats_summary_matches_graph():
     g = random_graph(seed=4)
     s = stats.summary(g)
