@@ -96,7 +96,7 @@ def main(argv=None):
         V, L, B = lcfg.data.vocab_size, lcfg.model.context, lcfg.train.batch_size
         d = lcfg.model.d_hidden
         topology = artifacts(lcfg)["topology"]  # the evolved wiring; weights do not change FLOPs or memory
-        stored = "evolved" if topology is not None else "fresh"
+        network = "evolved" if topology is not None else "fresh"
         lum = build_model(lcfg, topology)
         gpt = build_model(gcfg)
         x = torch.randint(0, V, (B, L), generator=torch.Generator().manual_seed(0))
@@ -105,7 +105,7 @@ def main(argv=None):
             model.eval()
             total = flops(lambda: model(x[:1]))
             head = 2 * d * V * L
-            row = {"model": name, "d_hidden": d, "network": stored if "Lumina" in name else "fresh",
+            row = {"model": name, "d_hidden": d, "network": network if "Lumina" in name else "fresh",
                    "params": sum(p.numel() for p in model.parameters()) if "GPT" in name else model.count_params(),
                    "flops_per_token": total / L, "body_flops_per_token": (total - head) / L,
                    "train_tensor_mb": train_tensor_bytes(model.train(), x, y) / 2 ** 20}

@@ -152,15 +152,16 @@ def unigram_or_load(cfg: ExperimentConfig, task=None) -> dict:
 def measured_or_load(cfg: ExperimentConfig, name: str, compute) -> dict:
     """An analysis of a stored run (e.g. its pruning test), stored as `<run>/<name>.json` the first time
     `compute()` runs, so the book shows it later without the data or the weights."""
-    f = result_dir(cfg) / f"{name}.json"
-    if f.exists():
-        return json.loads(f.read_text())
+    found = load_measured(cfg, name)
+    if found is not None:
+        return found
     out = compute()
-    atomic_write_text(f, json.dumps(out, indent=1))
+    atomic_write_text(result_dir(cfg) / f"{name}.json", json.dumps(out, indent=1))
     return out
 
 
 def load_measured(cfg: ExperimentConfig, name: str) -> dict | None:
+    """The stored analysis `name` of a run, or None."""
     f = result_dir(cfg) / f"{name}.json"
     return json.loads(f.read_text()) if f.exists() else None
 

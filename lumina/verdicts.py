@@ -120,36 +120,20 @@ COLLAPSED = 0.90      # a run is collapsed when its perplexity is ≥ 90% of the
 SIMILAR = 0.5         # "very similar architectures": wiring-histogram similarity ≥ 0.5 (1 = the same wiring counts)
 
 
-def _by_seed(rs: list[dict]) -> dict[int, dict]:
-    return {r["config"]["train"]["seed"]: r for r in rs}
-
-
 def _all_or_none(flags: list[bool]) -> str:
     return "reproduced" if all(flags) else "not reproduced" if not any(flags) else "inconclusive"
 
 
-def text_groups(profile: str = "full") -> dict[int, dict[str, list[dict]]]:
-    """{width: {"luminanet": [results by seed], "gpt2": [...]}} of the stored TinyStories runs."""
+def _text_runs(profile: str) -> dict[int, dict[str, dict[int, tuple]]]:
+    """{width: {"luminanet": {seed: (cfg, result)}, "gpt2": {...}}} of the stored TinyStories runs, loaded once."""
     runs, out = tinystories_runs(profile), {}
     for group, key in (("luminanet", "luminanet"), ("baselines", "gpt2")):
         for cfg in runs[group]:
+            by_seed = out.setdefault(cfg.model.d_hidden, {"luminanet": {}, "gpt2": {}})[key]
             r = load_result(cfg)
-            out.setdefault(cfg.model.d_hidden, {"luminanet": [], "gpt2": []})
             if r is not None:
-                out[cfg.model.d_hidden][key].append(r)
+                by_seed[cfg.train.seed] = (cfg, r)
     return out
-
-
-def _text_comparison(lum: list[dict], d: int) -> str:
-    seeds = len(lum)
-    return (f"d_hidden = d_model = {d}, {lum[0]['epochs_done']:.0f} epochs each, {seeds} seed{'s' if seeds > 1 else ''}, "
-            f"{hardware(lum[0]['provenance']['hardware'])}")
-
-
-def _pairs(lum: list[dict], gpt: list[dict]) -> list[tuple[dict, dict]]:
-    """(LuminaNet, GPT-2) results of the same seed."""
-    g = _by_seed(gpt)
-    return [(r, g[s]) for s, r in sorted(_by_seed(lum).items()) if s in g]
 
 
 def _per_seed(pairs, metric: str, fmt: str, unit: str = "") -> str:
@@ -162,97 +146,121 @@ def _per_seed(pairs, metric: str, fmt: str, unit: str = "") -> str:
     return out
 
 
-def tinystories(profile: str = "full") -> list[dict]:
-    """The TinyStories claims, one row per width and claim: perplexity, top-1 and bits per byte against GPT-2
-    at the same width (every seed within the rule: reproduced; none: not reproduced), compute and memory
-    (`python -m benchmarks lm_compare`), no collapsed run (against the unigram predictor), depth and recurrence
-    by width, the seeds' structural convergence and the pruning test behind the samples."""
-    groups, rows = text_groups(profile), []
-    missing = f"python -m lumina run-set tinystories --profile {profile}"
-    for d, g in groups.items():
-        pairs = _pairs(g["luminanet"], g["gpt2"])
-        if not pairs:
-            rows.append({"claim": paper.claim("tinystories.ppl"), "ours": "", "interval": "", "comparison": f"{missing} (d_hidden {d})",
-                         "verdict": "not tested here"})
-            continue
-        cmp = _text_comparison([p[0] for p in pairs], d)
-        ratios = [p[0]["metrics"]["test_ppl"] / p[1]["metrics"]["test_ppl"] for p in pairs]
-        rows.append({"claim": f"LuminaNet perplexity within 10% of the 1-layer GPT-2's, width {d}", "paper": "8.4 vs 8.08 (+4%)",
-                     "ours": _per_seed(pairs, "test_ppl", ".2f") + f", {100 * (sum(ratios) / len(ratios) - 1):+.0f}%",
-                     "interval": "", "comparison": cmp, "verdict": _all_or_none([q <= PPL_WITHIN for q in ratios])})
-        rows.append({"claim": f"LuminaNet top-1 next-token accuracy at most 1 point below the 1-layer GPT-2's, width {d}",
-                     "paper": "53.38% vs 53.29%", "ours": _per_seed(pairs, "test_top1", ".2f", "%"), "interval": "", "comparison": cmp,
-                     "verdict": _all_or_none([p[0]["metrics"]["test_top1"] >= p[1]["metrics"]["test_top1"] - TOP1_WITHIN for p in pairs])})
-        rows.append({"claim": f"bits per byte (tokenizer-independent), width {d}", "paper": "", "ours": _per_seed(pairs, "test_bpb", ".3f"),
-                     "interval": "", "comparison": cmp, "verdict": "measured"})
+def _text_quality(d: int, w: dict, profile: str) -> list[dict]:
+    """Perplexity, top-1 and bits per byte of LuminaNet against GPT-2 at width d, seed by seed."""
+    pairs = [(lr[1], w["gpt2"][s][1]) for s, lr in sorted(w["luminanet"].items()) if s in w["gpt2"]]
+    if not pairs:
+        return [{"claim": paper.claim("tinystories.ppl"), "ours": "", "interval": "", "verdict": "not tested here",
+                 "comparison": f"python -m lumina run-set tinystories --profile {profile} (d_hidden {d})"}]
+    lum = pairs[0][0]
+    cmp = (f"d_hidden = d_model = {d}, {lum['epochs_done']:.0f} epochs each, {len(pairs)} seed{'s' if len(pairs) > 1 else ''}, "
+           f"{hardware(lum['provenance']['hardware'])}")
+    ratios = [a["metrics"]["test_ppl"] / b["metrics"]["test_ppl"] for a, b in pairs]
+    return [{"claim": f"LuminaNet perplexity within 10% of the 1-layer GPT-2's, width {d}", "paper": "8.4 vs 8.08 (+4%)",
+             "ours": _per_seed(pairs, "test_ppl", ".2f") + f", {100 * (sum(ratios) / len(ratios) - 1):+.0f}%",
+             "interval": "", "comparison": cmp, "verdict": _all_or_none([q <= PPL_WITHIN for q in ratios])},
+            {"claim": f"LuminaNet top-1 next-token accuracy at most 1 point below the 1-layer GPT-2's, width {d}",
+             "paper": "53.38% vs 53.29%", "ours": _per_seed(pairs, "test_top1", ".2f", "%"), "interval": "", "comparison": cmp,
+             "verdict": _all_or_none([a["metrics"]["test_top1"] >= b["metrics"]["test_top1"] - TOP1_WITHIN for a, b in pairs])},
+            {"claim": f"bits per byte (tokenizer-independent), width {d}", "paper": "", "ours": _per_seed(pairs, "test_bpb", ".3f"),
+             "interval": "", "comparison": cmp, "verdict": "measured"}]
+
+
+def _text_cost() -> list[dict]:
+    """Compute and training memory per width, from `python -m benchmarks lm_compare`."""
     bench = ROOT / "benchmarks" / "results" / "lm_compare.json"
-    if bench.exists():
-        b = json.loads(bench.read_text())
-        for r in (r for r in b.get("rows", []) if "body_flops_per_token" in r.get("ratio_vs_gpt2", {})):
-            q = r["ratio_vs_gpt2"]
-            cmp = f"python -m benchmarks lm_compare, d_hidden = d_model = {r['d_hidden']} ({b['machine']})"
-            w = f", width {r['d_hidden']}"
-            rows.append({"claim": paper.claim("tinystories.compute_ratio").text + w, "paper": paper.claim("tinystories.compute_ratio").shown(),
-                         "ours": f"{q['body_flops_per_token']:.2f}× "
-                         f"(with the output head {q['flops_per_token']:.2f}×)", "interval": "", "comparison": cmp,
-                         "verdict": "reproduced" if q["body_flops_per_token"] <= 0.75 else "not reproduced"})
-            rows.append({"claim": paper.claim("tinystories.memory_ratio").text + w, "paper": paper.claim("tinystories.memory_ratio").shown(),
-                         "ours": f"{q['train_tensor_mb']:.2f}× "
-                         "(tensor memory of a training step)", "interval": "", "comparison": cmp,
-                         "verdict": "reproduced" if q["train_tensor_mb"] <= 0.5 * 1.1 else "not reproduced"})
-    runs = tinystories_runs(profile)
-    uni = load_unigram(runs["luminanet"][0])
-    lum = [(d, r) for d, g in groups.items() for r in g["luminanet"]]
-    if uni is not None and lum:
-        collapsed = [f"d{d} seed {r['config']['train']['seed']}" for d, r in lum if r["metrics"]["test_ppl"] >= COLLAPSED * uni["ppl"]]
-        worst = max(r["metrics"]["test_ppl"] for _, r in lum)
-        rows.append({"claim": "no LuminaNet run collapses to the unigram predictor (our target)", "paper": "",
-                     "ours": f"highest perplexity {worst:.2f} of {len(lum)} runs; unigram predictor {uni['ppl']:.2f}",
-                     "interval": "", "comparison": f"every width and seed; collapsed = perplexity ≥ {COLLAPSED:.0%} of the unigram's",
-                     "verdict": "collapsed: " + ", ".join(collapsed) if collapsed else "none collapsed"})
+    if not bench.exists():
+        return []
+    b, rows = json.loads(bench.read_text()), []
+    compute, memory = paper.claim("tinystories.compute_ratio"), paper.claim("tinystories.memory_ratio")
+    for r in (r for r in b.get("rows", []) if "body_flops_per_token" in r.get("ratio_vs_gpt2", {})):
+        q, w = r["ratio_vs_gpt2"], f", width {r['d_hidden']}"
+        cmp = f"python -m benchmarks lm_compare, d_hidden = d_model = {r['d_hidden']} ({b['machine']})"
+        rows.append({"claim": compute.text + w, "paper": compute.shown(), "interval": "", "comparison": cmp,
+                     "ours": f"{q['body_flops_per_token']:.2f}× (with the output head {q['flops_per_token']:.2f}×)",
+                     "verdict": "reproduced" if q["body_flops_per_token"] <= 0.75 else "not reproduced"})
+        rows.append({"claim": memory.text + w, "paper": memory.shown(), "interval": "", "comparison": cmp,
+                     "ours": f"{q['train_tensor_mb']:.2f}× (tensor memory of a training step)",
+                     "verdict": "reproduced" if q["train_tensor_mb"] <= 0.5 * 1.1 else "not reproduced"})
+    return rows
+
+
+def _text_collapse(runs: dict, uni: dict | None) -> list[dict]:
+    """No LuminaNet run at any width or seed near the unigram predictor's perplexity."""
+    lum = [(d, s, r) for d, w in runs.items() for s, (_, r) in w["luminanet"].items()]
+    if uni is None or not lum:
+        return []
+    collapsed = [f"d{d} seed {s}" for d, s, r in lum if r["metrics"]["test_ppl"] >= COLLAPSED * uni["ppl"]]
+    worst = max(r["metrics"]["test_ppl"] for _, _, r in lum)
+    return [{"claim": "no LuminaNet run collapses to the unigram predictor (our target)", "paper": "",
+             "ours": f"highest perplexity {worst:.2f} of {len(lum)} runs; unigram predictor {uni['ppl']:.2f}",
+             "interval": "", "comparison": f"every width and seed; collapsed = perplexity ≥ {COLLAPSED:.0%} of the unigram's",
+             "verdict": "collapsed: " + ", ".join(collapsed) if collapsed else "none collapsed"}]
+
+
+def _text_structure(runs: dict) -> list[dict]:
+    """Depth and recurrence by width (seed 0), the trend across widths, and the seeds' convergence."""
     depth, rec = paper.by_width("depth"), paper.by_width("recurrent")
     near = lambda ours, ref: abs(ours - ref) <= STRUCT_WITHIN * ref  # noqa: E731
-    seed0 = {d: _by_seed(g["luminanet"]).get(0) for d, g in groups.items()}
-    seed0 = {d: r for d, r in seed0.items() if r is not None}
+    seed0 = {d: w["luminanet"][0][1] for d, w in runs.items() if 0 in w["luminanet"] and d in depth}
+    rows = []
     for d, r in seed0.items():
-        if d in depth:
-            s = r["topology_stats"]
-            rows.append({"claim": f"evolved depth / recurrent structures at d_hidden = {d}", "paper": f"{depth[d]} / {rec[d]}",
-                         "ours": f"{s['depth']} / {s['recurrent_structures']}", "interval": "",
-                         "comparison": f"seed 0, {r['epochs_done']:.0f} epochs; reproduced within ±{STRUCT_WITHIN:.0%} of each count",
-                         "verdict": _all_or_none([near(s["depth"], depth[d]), near(s["recurrent_structures"], rec[d])])})
-    if len([d for d in seed0 if d in depth]) >= 2:
-        ds = sorted(d for d in seed0 if d in depth)
+        s = r["topology_stats"]
+        rows.append({"claim": f"evolved depth / recurrent structures at d_hidden = {d}", "paper": f"{depth[d]} / {rec[d]}",
+                     "ours": f"{s['depth']} / {s['recurrent_structures']}", "interval": "",
+                     "comparison": f"seed 0, {r['epochs_done']:.0f} epochs; reproduced within ±{STRUCT_WITHIN:.0%} of each count",
+                     "verdict": _all_or_none([near(s["depth"], depth[d]), near(s["recurrent_structures"], rec[d])])})
+    if len(seed0) >= 2:
+        ds = sorted(seed0)
         ours = [seed0[d]["topology_stats"]["depth"] for d in ds]
+        shallower = all(a > b for a, b in zip(ours, ours[1:]))
         rows.append({"claim": "wider clusters evolve shallower networks", "paper": " > ".join(str(depth[d]) for d in ds),
-                     "ours": " > ".join(map(str, ours)) if all(a > b for a, b in zip(ours, ours[1:])) else ", ".join(map(str, ours)),
-                     "interval": "", "comparison": "depth at d_hidden " + ", ".join(map(str, ds)) + ", seed 0",
-                     "verdict": "reproduced" if all(a > b for a, b in zip(ours, ours[1:])) else "not reproduced"})
-    for d, g in groups.items():
-        if len(g["luminanet"]) >= 2:
-            graphs = [artifacts(c)["topology"] for c in runs["luminanet"] if c.model.d_hidden == d and load_result(c)]
-            if any(x is None for x in graphs):
-                continue
-            c = seed_convergence(graphs)
-            above = c["evolved"] > c["random_mean"] + 2 * c["random_sd"]
-            verdict = ("reproduced" if c["evolved"] >= SIMILAR else "inconclusive (above chance, far from identical)") \
-                if above else "not reproduced"
-            rows.append({"claim": paper.claim("tinystories.seeds_converge"),
-                         "ours": f"similarity {c['evolved']:.3f}; random graphs {c['random_mean']:.3f} ± {c['random_sd']:.3f}",
-                         "interval": "", "comparison": f"d_hidden = {d}, {len(graphs)} seeds, wiring histograms vs "
-                                                       f"{c['n_random']} random graphs with the same clusters and edge count; "
-                                                       f"reproduced when above random + 2 sd and ≥ {SIMILAR}",
-                         "verdict": verdict})
-    for d, r in seed0.items():
-        t = load_measured(next(c for c in runs["luminanet"] if c.model.d_hidden == d and c.train.seed == 0), "pruning_test")
-        if t is not None:
-            up = t["after"]["ppl"] / t["before"]["ppl"]
-            rows.append({"claim": "without connections the network is worse (the samples' claim, measured by perplexity), width " + str(d),
-                         "paper": "drifts, repeats and ends early",
-                         "ours": f"perplexity {t['before']['ppl']:.2f} with its {t['edges']} edges, {t['after']['ppl']:.2f} without "
-                                 f"({100 * (up - 1):+.0f}%)", "interval": "",
-                         "comparison": f"d_hidden = {d}, seed 0; reproduced when removing every edge raises perplexity by over 10%",
-                         "verdict": "reproduced" if up > 1.10 else "not reproduced"})
+                     "ours": (" > " if shallower else ", ").join(map(str, ours)), "interval": "",
+                     "comparison": "depth at d_hidden " + ", ".join(map(str, ds)) + ", seed 0",
+                     "verdict": "reproduced" if shallower else "not reproduced"})
+    for d, w in runs.items():
+        graphs = [artifacts(cfg)["topology"] for cfg, _ in w["luminanet"].values()]
+        if len(graphs) < 2 or any(g is None for g in graphs):
+            continue
+        c = seed_convergence(graphs)
+        above = c["evolved"] > c["random_mean"] + 2 * c["random_sd"]
+        verdict = ("reproduced" if c["evolved"] >= SIMILAR else "inconclusive (above chance, far from identical)") \
+            if above else "not reproduced"
+        rows.append({"claim": paper.claim("tinystories.seeds_converge"),
+                     "ours": f"similarity {c['evolved']:.3f}; random graphs {c['random_mean']:.3f} ± {c['random_sd']:.3f}",
+                     "interval": "", "comparison": f"d_hidden = {d}, {len(graphs)} seeds, wiring histograms vs "
+                                                   f"{c['n_random']} random graphs with the same clusters and edge count; "
+                                                   f"reproduced when above random + 2 sd and ≥ {SIMILAR}",
+                     "verdict": verdict})
+    return rows
+
+
+def _text_without_connections(runs: dict) -> list[dict]:
+    """The samples' claim measured by perplexity: each seed-0 network's stored pruning test."""
+    rows = []
+    for d, w in runs.items():
+        t = load_measured(w["luminanet"][0][0], "pruning_test") if 0 in w["luminanet"] else None
+        if t is None:
+            continue
+        up = t["after"]["ppl"] / t["before"]["ppl"]
+        rows.append({"claim": f"without connections the network is worse (the samples' claim, measured by perplexity), width {d}",
+                     "paper": "drifts, repeats and ends early",
+                     "ours": f"perplexity {t['before']['ppl']:.2f} with its {t['edges']} edges, {t['after']['ppl']:.2f} without "
+                             f"({100 * (up - 1):+.0f}%)", "interval": "",
+                     "comparison": f"d_hidden = {d}, seed 0; reproduced when removing every edge raises perplexity by over 10%",
+                     "verdict": "reproduced" if up > 1.10 else "not reproduced"})
+    return rows
+
+
+def tinystories(profile: str = "full") -> list[dict]:
+    """The TinyStories claims: per width, perplexity, top-1 and bits per byte against GPT-2 (every seed within
+    the rule: reproduced; none: not reproduced; some: inconclusive), compute and memory, no collapsed run,
+    depth and recurrence by width, the seeds' convergence and the pruning test behind the samples."""
+    runs = _text_runs(profile)
+    rows = [row for d, w in runs.items() for row in _text_quality(d, w, profile)]
+    rows += _text_cost()
+    rows += _text_collapse(runs, load_unigram(tinystories_runs(profile)["luminanet"][0]))
+    rows += _text_structure(runs) + _text_without_connections(runs)
     for r in rows:
         r["chapter"] = "04_tinystories"
     return rows
