@@ -3,22 +3,27 @@
     python -m benchmarks                      # writes benchmarks/out/*.json (untracked)
     python -m benchmarks --update             # writes the published benchmarks/results/*.json
     python -m benchmarks executor epoch       # only some parts
+    python -m benchmarks --help               # this text
 
 Parts and their expected run time: executor (fast vs reference, ~1 min), flops_rate (FLOP/s vs matmul,
 ~30 s), epoch (evolved LuminaNet vs LeNet-5 epoch, ~1 min), lm_compare (LuminaNet vs GPT-2 compute and
 memory, ~1 min per width), runs (epoch times and evolution overhead of the stored runs, instant),
-baseline_epochs (seconds per epoch of every CIFAR-10 baseline, ~3 min).
+baseline_epochs (float32 and fast-path CPU minutes per epoch of every CIFAR-10 baseline, ~6 min),
+baseline_epochs_parity (1-epoch accuracy of float32 against the fast path, from stored runs, instant), text_speed (training throughput and
+generation time of the text variants against GPT-2, ~2 min).
 Ratios are measured side by side in one process, so they hold on a busy machine better than absolute times.
+The epoch and baseline_epochs parts read CIFAR-10 from LUMINA_DATA; without it they stop with one `error:` line.
 """
+import importlib
 import sys
-
-from . import baseline_epochs, common, epoch, executor, flops_rate, lm_compare
 
 
 def run_summaries():
     """Evolution's share of training time in every stored LuminaNet run of the full profile (target ≤ 2%)."""
     from lumina.published import RUN_SETS
     from lumina.results import load_result
+
+    from . import common
 
     rows = []
     for name in ("cifar10", "cifar10_ablation", "tinystories"):
@@ -35,18 +40,41 @@ def run_summaries():
     common.write_json("runs.json", rows=rows)
 
 
-PARTS = {"executor": lambda: executor.main([]), "flops_rate": lambda: flops_rate.main([]),
-         "epoch": lambda: epoch.main([]), "lm_compare": lambda: lm_compare.main([]), "runs": run_summaries,
-         "baseline_epochs": lambda: baseline_epochs.main([])}
+PARTS = ("executor", "flops_rate", "epoch", "lm_compare", "runs", "baseline_epochs", "baseline_epochs_parity",
+         "text_speed")
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    if "--update" in args:
-        args.remove("--update")
-        common.OUT["dir"] = common.ROOT / "results"
+
+def main(args: list[str]) -> int:
+    """Exit status 0, or 2 with one `error:` line for a mistake in what was typed or missing data (the same
+    convention as `python -m lumina`). The parts (torch, the models: seconds to import) are imported once
+    the arguments are known to be good, so `--help` and a typo are answered at once."""
+    if {"-h", "--help"} & set(args):
+        print(__doc__.strip())
+        return 0
+    update = "--update" in args
+    args = [a for a in args if a != "--update"]
     unknown = [a for a in args if a not in PARTS]
     if unknown:
-        sys.exit(f"error: unknown benchmark part(s) {unknown}; valid: {', '.join(PARTS)}")
+        print(f"error: unknown benchmark part(s) {unknown}; valid: {', '.join(PARTS)} (see --help)", file=sys.stderr)
+        return 2
+    from lumina.data import DataError
+
+    from . import common
+
+    if update:
+        common.OUT["dir"] = common.ROOT / "results"
     for name in args or PARTS:
         print(f"== {name} ==", flush=True)
-        PARTS[name]()
+        try:
+            if name == "runs":
+                run_summaries()
+            else:
+                importlib.import_module(f"{__package__}.{name}").main([])
+        except (DataError, ValueError) as err:  # missing or corrupt data, a stored result that is not usable
+            print(f"error: benchmark {name}: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,43 +1,109 @@
-"""Seconds per CIFAR-10 epoch of every baseline on this CPU: does a short equal-epoch comparison fit?
+"""Minutes per CIFAR-10 epoch of every baseline on this CPU, float32 and the CPU fast path side by side.
 
-    python -m benchmarks.baseline_epochs [--threads 1] [--steps 3]      # about 3 minutes
+    python -m benchmarks baseline_epochs                          # all seven, 3 timed steps per path
+    python -m benchmarks.baseline_epochs --steps 5 --models alexnet,resnet18 [--try bf16,compile]
 
-Each model trains `--steps` steps (after one untimed) at batch 128 in float32 on real-sized inputs with its
-optimizer; the epoch time is the median step time × 390 steps. The CIFAR-10 chapter's rule: the six expensive
-baselines are compared on the CPU only if all of them fit about 4 CPU-hours at 10 equal epochs.
+One training step as `lumina.loop` runs it (forward, label-smoothed loss, backward, grad clipping, the run's
+fused AdamW) at batch 128, one thread. The float32 and fast-path steps of a model alternate after one untimed
+step each, so a busy machine slows both alike; a minute per epoch is the median step × 390 steps. The budget
+uses CPU seconds (`time.process_time`: what the process computed, however many other processes share the
+core); wall seconds are stored beside them. The fast path is `lumina.baselines.vision.FAST_PATH`; a model
+without one (an empty entry) is timed once and its fast path equals float32. `--try` times rejected options
+too (bf16 autocast, torch.compile of the fast path) and prints their ratio to float32.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
+from contextlib import nullcontext
 
 import torch
+import torch.nn.functional as F
 
 from lumina.baselines import BASELINES, build_baseline
+from lumina.baselines.vision import FAST_PATH, channels_last
+from lumina.optim import make_optimizer
 
-from .common import median_time, training_step, write_json
+from .common import write_json
 
 STEPS_PER_EPOCH = 50_000 // 128
-BUDGET_S = 4 * 3600
+
+
+def training_step(name: str, amp: bool = False, cl: bool = False, compile: bool = False):
+    """One training step of baseline `name` as the loop runs it, on a fixed random batch (times do not depend
+    on the values): returns a closure."""
+    torch.manual_seed(0)
+    model = build_baseline(name).train()
+    opt = make_optimizer(model, 1e-3, 0.05)
+    x, y = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
+    if cl:
+        channels_last(model, opt)
+        x = x.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compile else model
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if amp else nullcontext()
+
+    def step():
+        with autocast:
+            loss = F.cross_entropy(forward(x), y, label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+        opt.step()
+
+    return step
+
+
+def time_side_by_side(steps: dict, reps: int) -> dict[str, dict]:
+    """{path: {"cpu_s", "wall_s"}} medians of `reps` alternating calls of each step, after one untimed call."""
+    first = {}
+    for k, fn in steps.items():
+        t = time.perf_counter()
+        fn()
+        first[k] = time.perf_counter() - t  # includes compilation for torch.compile
+    cpu, wall = {k: [] for k in steps}, {k: [] for k in steps}
+    for _ in range(reps):
+        for k, fn in steps.items():
+            c, w = time.process_time(), time.perf_counter()
+            fn()
+            cpu[k].append(time.process_time() - c)
+            wall[k].append(time.perf_counter() - w)
+    return {k: {"cpu_s": statistics.median(cpu[k]), "wall_s": statistics.median(wall[k]), "first_s": first[k]}
+            for k in steps}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per path and model")
+    ap.add_argument("--models", default=",".join(BASELINES))
+    ap.add_argument("--try", dest="extra", default="", help="also time: bf16 (autocast), compile (fast path + torch.compile)")
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    x, y = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
+    torch.set_num_threads(1)
     rows = []
-    for name in BASELINES:
-        torch.manual_seed(0)
-        t = median_time(training_step(build_baseline(name), x, y), a.steps, warmup=1)
-        rows.append({"model": name, "step_s": t, "epoch_s": t * STEPS_PER_EPOCH})
-        print(f"{name:>10}: {t:6.2f} s/step, {t * STEPS_PER_EPOCH / 60:7.1f} min/epoch", flush=True)
-    expensive = sum(r["epoch_s"] for r in rows if r["model"] != "lenet5")
-    fits = 10 * expensive <= BUDGET_S
-    print(f"10 epochs of the six expensive baselines: {10 * expensive / 3600:.1f} CPU-hours "
-          f"({'fits' if fits else 'does not fit'} about 4)")
-    write_json("baseline_epochs.json", threads=a.threads, rows=rows, ten_epochs_h=10 * expensive / 3600, fits=fits)
+    print(f"{'model':>10}  {'float32':>9}  {'fast path':>9}  {'speed-up':>8}   (CPU minutes per epoch, 1 thread)")
+    for name in a.models.split(","):
+        fast = FAST_PATH[name]
+        steps = {"float32": training_step(name)}
+        if fast:
+            steps["fast"] = training_step(name, cl=fast.get("channels_last", False), amp=fast.get("amp", False))
+        for opt in filter(None, a.extra.split(",")):
+            steps[opt] = training_step(name, amp=opt == "bf16", compile=opt == "compile",
+                                       cl=opt == "compile" and fast.get("channels_last", False))
+        t = time_side_by_side(steps, a.steps)
+        t.setdefault("fast", t["float32"])
+        row = {"model": name, "fast_path": fast, "steps_timed": a.steps,
+               **{f"{k}_{m}": v[m] for k, v in t.items() for m in ("cpu_s", "wall_s", "first_s")},
+               "float32_epoch_min": t["float32"]["cpu_s"] * STEPS_PER_EPOCH / 60,
+               "fast_epoch_min": t["fast"]["cpu_s"] * STEPS_PER_EPOCH / 60}
+        rows.append(row)
+        extra = "  ".join(f"{k} x{t['float32']['cpu_s'] / v['cpu_s']:.2f}" for k, v in t.items() if k not in ("float32", "fast"))
+        print(f"{name:>10}  {row['float32_epoch_min']:9.2f}  {row['fast_epoch_min']:9.2f}  "
+              f"x{row['float32_epoch_min'] / row['fast_epoch_min']:7.2f}   "
+              f"{'(no fast path: float32)' if not fast else str(fast)} {extra}", flush=True)
+    total = {k: sum(r[f"{k}_epoch_min"] for r in rows) / 60 for k in ("float32", "fast")}
+    print(f"one epoch of all timed models: {total['float32']:.2f} CPU-hours float32, {total['fast']:.2f} fast path")
+    write_json("baseline_epochs.json", threads=1, clock="process_time (CPU seconds)", rows=rows,
+               epoch_h_float32=total["float32"], epoch_h_fast=total["fast"])
 
 
 if __name__ == "__main__":

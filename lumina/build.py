@@ -38,8 +38,10 @@ def initial_graph(cfg: ExperimentConfig) -> Graph:
         if not path.is_file():
             raise ValueError(f"init_from={m.init_from!r}: {path} does not exist; train the run it names first")
         return Graph.from_json(path.read_text())
+    if cfg.data.dataset == "tinystories" and m.text_net == "recurrent":  # one slot: the current token
+        return Graph.initial(1, m.init_size, m.init_connect, per_slot=m.n_clusters)
     if cfg.data.dataset == "tinystories":  # one slot per position; causal by wiring
-        return Graph.initial(m.context, m.init_size, m.init_connect, causal=True)
+        return Graph.initial(m.context, m.init_size, m.init_connect, causal=True, seed=cfg.train.seed)
     return Graph.initial(n_slots_for_images(m.patch), m.init_size, m.init_connect)
 
 
@@ -55,10 +57,12 @@ def build_model(cfg: ExperimentConfig, graph: Graph | None = None, params: dict 
         model = build_baseline(m.arch, num_classes=10)
     else:
         graph = graph or initial_graph(cfg)
-        kw = dict(d_hidden=m.d_hidden, aggregate=m.aggregate, cl=m.cl, seed=cfg.train.seed, params=params, extra=extra)
+        kw = dict(d_hidden=m.d_hidden, aggregate=m.aggregate, cl=m.cl, seed=cfg.train.seed, params=params,
+                  extra=extra, msg_norm=m.msg_norm)
         if cfg.data.dataset == "tinystories":
             model = LuminaNet(graph, d_in=m.d_embed, n_out=cfg.data.vocab_size, input_kind="tokens",
-                              vocab_size=cfg.data.vocab_size, readout=m.readout, **kw)
+                              vocab_size=cfg.data.vocab_size, readout=m.readout, text_net=m.text_net,
+                              tie_head=m.tie_head, embed_std=m.embed_std, in_norm=m.in_norm, **kw)
         else:
             model = LuminaNet(graph, d_in=m.patch * m.patch, n_out=10, patch=m.patch, **kw)
     return model.to(device)

@@ -8,7 +8,8 @@
     python -m lumina report --profile full                                # markdown tables of every stored result
 
 A mistake in what was typed (an unknown name, a bad value, missing or corrupt data, a checkpoint of another
-config) is printed as one `error: ...` line, with exit status 2 and no traceback: the message is the fix.
+config, a corrupt stored file, a results folder that cannot be written) is printed as one `error: ...` line,
+with exit status 2 and no traceback: the message is the fix.
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import argparse
 import ast
 import json
 import os
+import shlex
 import sys
 
-from .config import EXPERIMENTS, PROFILES, resolve
+from .config import EXPERIMENTS, PROFILES, ExperimentConfig, resolve
 from .paths import results_root
 
 def _user_error(err: BaseException) -> bool:
@@ -50,6 +52,28 @@ def _key_values(items: list[str], flag: str) -> dict:
         except (ValueError, SyntaxError):
             out[k.strip()] = v
     return out
+
+
+def train_command(cfg: ExperimentConfig) -> str:
+    """The shell command that trains or loads exactly `cfg`: a `--set` for every field that differs from its
+    profile's config, so a chapter's "rerun from the shell" hint carries the overrides it ran with."""
+    base, sets = resolve(cfg.experiment, cfg.profile).to_dict(), []
+    for section, values in cfg.to_dict().items():
+        if isinstance(values, dict):
+            for k, v in values.items():
+                if v != base[section][k]:
+                    # a string that reads back as a literal ('True', '32') keeps its quotes; see _key_values
+                    text = repr(v) if not isinstance(v, str) or _literal(v) else v
+                    sets.append(f"--set {shlex.quote(f'{k}={text}')}")
+    return " ".join(["python -m lumina train", cfg.experiment, "--profile", cfg.profile, *sets])
+
+
+def _literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+        return True
+    except (ValueError, SyntaxError):
+        return False
 
 
 def _check_profile(profile: str) -> None:
@@ -95,11 +119,9 @@ def _run(a: argparse.Namespace) -> int:
         print(report(a.profile), end="")
     elif a.cmd == "train":
         cfg = resolve(a.name, a.profile, **_key_values(a.set, "--set"))
-        from .launch import state
-        from .results import train_or_load
+        from .results import train_or_load_state
 
-        verb = "trained" if a.retrain else state(cfg)
-        r = train_or_load(cfg, retrain=a.retrain, restart=a.restart)
+        verb, r = train_or_load_state(cfg, retrain=a.retrain, restart=a.restart)
         print(json.dumps({"state": verb, "key": cfg.key(), "metrics": r["metrics"], "train_s": r.get("train_s")}))
     elif a.cmd == "run-set":
         from .published import RUN_SETS
@@ -124,8 +146,9 @@ def _run(a: argparse.Namespace) -> int:
         found = find_results(a.name, a.profile)
         if not found:
             print(f"no stored results for {a.name}/{a.profile} under {results_root() / a.name / a.profile}")
-        for r in found:
-            print(r["key"], r["arch"], r["config"]["model"]["d_hidden"], r["config"]["train"]["seed"], r["metrics"])
+        for r in found:  # validated: a config of sections and finite metrics; the rest may be absent
+            model, train = r["config"].get("model", {}), r["config"].get("train", {})
+            print(r.get("key"), model.get("arch"), model.get("d_hidden"), train.get("seed"), r["metrics"])
     return 0
 
 
@@ -136,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except FloatingPointError as err:  # a run diverged (NonFiniteLoss): not a typo, but one line says what to do
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
     except Exception as err:
         if not _user_error(err):
             raise

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 
 PROFILES = ("smoke", "full", "paper")
+INIT_CONNECT = ("none", "dense", "dense_fb", "multiscale", "random", "recurrent")
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,26 @@ class ModelConfig:
     aggregate: str = "mean"  # CL aggregation: "mean" is the paper's (1/n) sum; "sum" makes connect exact
     cl: str = "source"  # CL weights: "source" = one W_Cj per source, as the paper prints it; "edge" = one per edge
     init_connect: str = "none"  # initial edges: "none" evolves them from scratch [paper]; "dense" = every
-    #                             feedforward edge (Table 5's dense start); "dense_fb" = feedforward + feedback
+    #                             feedforward edge (Table 5's dense start); "dense_fb" = feedforward + feedback;
+    #                             text [ours]: "multiscale" = slot t reads t-1, t-2, t-4, ... and itself (a
+    #                             self-loop); "random" = 3 random earlier slots and itself; "recurrent" = a
+    #                             self-loop on every cluster (a recurrent text network's state carry)
     init_from: str = ""  # start from a stored topology (a results-relative topology.json): control (a) [ours]
     context: int = 64  # tokens per window, one slot (cluster) per position (text only) [ours]
-    readout: str = "slot+context"  # text OL at position t [ours]: "context" = LN(mean of the clusters of slots
-    #                                 <= t); "slot+context" = LN(mean of slot t's clusters + that context mean), so
-    #                                 the current token is not diluted to 1/(t+1) of what the OL reads
+    text_net: str = "slot"  # how text enters the network [ours]: "slot" = one cluster per position (its IL reads
+    #                         that token), causal by wiring; "recurrent" = one network of clusters applied at
+    #                         every position with the same weights, carrying state from t-1 to t through its
+    #                         feedback and recurrent edges (book chapter 4)
+    n_clusters: int = 8  # initial clusters of a recurrent text network [ours] (a slot network has `context`)
+    readout: str = "slot+context"  # text OL at position t [ours]: "slot" = LN(mean of slot t's clusters), which
+    #                                 see the earlier tokens through their in-edges; "context" = LN(mean of the
+    #                                 clusters of slots <= t); "slot+context" = the sum of both means
     d_embed: int = 64  # token embedding width, the IL input for text [ours]
+    tie_head: bool = False  # text: the OL's output matrix is the token embedding (GPT-2 ties too) [ours]; needs
+    #                         d_embed == d_hidden
+    embed_std: float = 1.0  # std of the initial token embedding [ours] (GPT-2 uses 0.02)
+    msg_norm: bool = False  # a LayerNorm (no affine) on each cluster's aggregated message s_i [ours]
+    in_norm: bool = False  # text: a LayerNorm (no affine) on the token embedding before the ILs [ours]
     tokenizer: str = "bpe"  # text: "bpe" (trained on the training text) or "gpt2" (where available)
 
 
@@ -51,8 +65,23 @@ class EvolutionConfig:
     grow_n: int = 16  # neurons added per growth (the paper's n)
     m_max: int = 128  # a cluster that grows beyond m_max splits in two
     split_k: int = 2  # at most this many splits per event
+    split_keep_wiring: bool = False  # [ours] True: a split child inherits every edge of its parent, over the
+    #                                  in-degree cap if need be, gates rescaled so the split is exact where it can
+    #                                  be (the fix SPEC §2 asks for; every v3 run sets it). False: v2's split, in
+    #                                  which the cap dropped inherited edges; the default until the stored v2
+    #                                  results it produced are replaced, so a stored result never claims a
+    #                                  split it did not run (a changed default would keep its key)
     max_clusters: int = 64  # no splits beyond this many clusters
     max_neurons: int = 8192  # no growth beyond this many neurons in total
+    grow_until_frac: float = 0.0  # [ours] capacity schedule: grow to max_neurons by this fraction of training, the
+    #                               deficit spread over the events left until then, and at the budget reduce
+    #                               only dead neurons (dead_frac). 0 = off (v2: grow_k x grow_n per event until
+    #                               the budget, reduce_frac at the budget too, which kept trading trained neurons
+    #                               for fresh ones); recommended 0.25, so the final capacity trains for the
+    #                               three quarters of the run at the higher learning rates (issue 22)
+    dead_frac: float = 0.001  # [ours] with the capacity schedule, at the budget a neuron is dead (removed, and
+    #                           replaced by growth) when its contribution < dead_frac x its cluster's median:
+    #                           ~0, e.g. a grown neuron whose output weights never left zero
     reduce_frac: float = 0.02  # a neuron whose contribution < reduce_frac x its cluster's median is removed
     reduce_max: float = 0.1  # at most this fraction of a cluster's neurons removed per event
     m_min: int = 8  # clusters never shrink below this
@@ -66,6 +95,12 @@ class EvolutionConfig:
     recurrent: bool = True
     prune_frac: float = 0.1  # an edge whose saliency < prune_frac x the median edge saliency is removed
     prune_k: int = 4  # at most this many edges pruned per event
+    swap_k: int = 0  # [ours] at most this many swaps per event: a cluster at max_in_degree replaces its weakest
+    #                  in-edge by a better-scored absent one, so edges keep evolving at the cap. 0 = off (v2, where
+    #                  every cluster sat at the cap and connect stopped); recommended 2 (half of connect_k)
+    swap_ratio: float = 1.0  # [ours] a swap needs the candidate's score (|dL/dgate| at gate 0) > swap_ratio x the
+    #                          weak edge's saliency (Σ_b |first-order loss change|, an upper bound of its worth);
+    #                          1 = the candidate must promise more than the edge is worth
     min_edge_age: int = 300  # steps an edge lives before it can be pruned
     probe_batch: int = 128  # batch used to score connections and neuron contributions
 
@@ -84,15 +119,21 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2  # torch threads (CPU); never more than the machine's cores
     device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
-    amp: bool = False  # bf16 autocast for the forward pass (GPU runs)
+    amp: bool = False  # bf16 autocast for the forward pass (GPU runs; on an AVX2 CPU without bf16 it is slower)
+    channels_last: bool = False  # [ours] the CPU fast path of the convolutional baselines: weights and batches in
+    #                              NHWC memory format (lumina.baselines.vision.FAST_PATH); same math as float32
 
 
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "cifar10"  # "cifar10", "tinystories" or "synthetic" (tests)
-    validation: bool = False  # CIFAR-10: train on the first 45,000 images, evaluate on the last 5,000 (the intro: how a comparison is run)
+    validation: bool = False  # CIFAR-10: train on the first 45,000 images, evaluate on the last 5,000 (the intro: how a comparison is run);
+    #                           TinyStories: hold the last `dev_stories` training stories out, evaluate on them
+    dev_stories: int = 500  # TinyStories dev split: training stories held out for every choice [ours]
+    random_offsets: bool = False  # text: each training window starts at a random offset in [0, L) from its
+    #                               nominal start, drawn anew every time it is read [ours]
     train_subset: int = 0  # use the first N training examples; 0 = all
-    test_subset: int = 0  # use the first N test examples; 0 = all
+    test_subset: int = 0  # use the first N test examples (text: the first N tokens of the evaluation stream); 0 = all
     n_stories: int = 0  # TinyStories: stories to use from the hub; 0 = all local ones
     vocab_size: int = 4096  # TinyStories byte-level BPE vocabulary size
 
@@ -143,7 +184,7 @@ class ExperimentConfig:
                     if not 0.0 <= v <= 1.0:
                         errs.append(f"{f.name}={v} must lie in [0, 1]")
                 elif f.name in ("train_subset", "test_subset", "n_stories", "grad_clip",
-                                "weight_decay", "label_smoothing", "seed"):
+                                "weight_decay", "label_smoothing", "seed", "swap_k"):
                     if v < 0:
                         errs.append(f"{f.name}={v} must be >= 0")
                 elif f.name == "eval_every":
@@ -153,10 +194,16 @@ class ExperimentConfig:
                     errs.append(f"{f.name}={v} must be > 0")
         if m.aggregate not in ("mean", "sum"):
             errs.append(f"aggregate={m.aggregate!r}; valid: 'mean', 'sum'")
-        if m.init_connect not in ("none", "dense", "dense_fb"):
-            errs.append(f"init_connect={m.init_connect!r}; valid: 'none', 'dense', 'dense_fb'")
-        if m.readout not in ("context", "slot+context"):
-            errs.append(f"readout={m.readout!r}; valid: 'context', 'slot+context'")
+        if m.init_connect not in INIT_CONNECT:
+            errs.append(f"init_connect={m.init_connect!r}; valid: {', '.join(map(repr, INIT_CONNECT))}")
+        elif m.init_connect in ("multiscale", "random") and (d.dataset != "tinystories" or m.text_net != "slot"):
+            errs.append(f"init_connect={m.init_connect!r} wires slots of a text slot network (dataset='tinystories', text_net='slot')")
+        if m.readout not in ("slot", "context", "slot+context"):
+            errs.append(f"readout={m.readout!r}; valid: 'slot', 'context', 'slot+context'")
+        if m.text_net not in ("slot", "recurrent"):
+            errs.append(f"text_net={m.text_net!r}; valid: 'slot', 'recurrent'")
+        if m.tie_head and m.d_embed != m.d_hidden and d.dataset == "tinystories" and m.arch == "luminanet":
+            errs.append(f"tie_head=True needs d_embed == d_hidden (got {m.d_embed} and {m.d_hidden})")
         if m.cl not in ("source", "edge"):
             errs.append(f"cl={m.cl!r}; valid: 'source', 'edge'")
         if not (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:")):
@@ -176,10 +223,15 @@ class ExperimentConfig:
                 errs.append(f"arch={m.arch!r}; valid: 'luminanet', 'gpt2', {', '.join(map(repr, BASELINES))}")
             elif d.dataset == "tinystories":
                 errs.append(f"arch={m.arch!r} is an image classifier; with dataset='tinystories' use 'luminanet' or 'gpt2'")
+        if t.channels_last and m.arch in ("luminanet", "gpt2"):
+            errs.append(f"channels_last=True is for the convolutional image baselines, not arch={m.arch!r}")
         if e.m_min > m.init_size:
             errs.append(f"m_min={e.m_min} exceeds init_size={m.init_size}")
         if e.warmup_frac + e.freeze_frac > 1:
             errs.append("warmup_frac + freeze_frac must not exceed 1")
+        if e.grow_until_frac and e.grow_until_frac >= 1 - e.freeze_frac:
+            errs.append(f"grow_until_frac={e.grow_until_frac} must lie before the frozen end of training "
+                        f"(< 1 - freeze_frac = {1 - e.freeze_frac:g}), or be 0 (off)")
         if errs:
             raise ValueError(f"invalid config for {self.experiment}/{self.profile}: " + "; ".join(errs))
         return self

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 from .config import ExperimentConfig
 from .paths import data_root, results_root, runs_root
-from .results import load_result, run_dir, train_or_load
+from .results import load_result, run_dir, train_or_load_state
 
 LAUNCHERS = ("local", "submitit")
 CLUSTERS = ("auto", "slurm", "local", "debug")
@@ -63,8 +63,8 @@ def run_job(cfg_dict: dict, roots: dict[str, str], retrain: bool = False, restar
     working directory and environment."""
     os.environ.update(roots)
     cfg = ExperimentConfig.from_dict(cfg_dict)
-    r = train_or_load(cfg, retrain=retrain, restart=restart)
-    return {"key": cfg.key(), "metrics": r["metrics"], "train_s": r.get("train_s")}
+    state, r = train_or_load_state(cfg, retrain=retrain, restart=restart)
+    return {"key": cfg.key(), "state": state, "metrics": r["metrics"], "train_s": r.get("train_s")}
 
 
 def run_set(cfgs: Iterable[ExperimentConfig], launcher: str = "local", *, folder: Path | str | None = None,
@@ -87,9 +87,9 @@ def run_set(cfgs: Iterable[ExperimentConfig], launcher: str = "local", *, folder
         raise ValueError(f"unknown cluster {cluster!r}; valid: {', '.join(CLUSTERS)}")
     if launcher == "local":
         out = []
-        for cfg in cfgs:
-            t, verb = time.time(), _expected(cfg, retrain, restart)
-            r = train_or_load(cfg, retrain=retrain, restart=restart)
+        for cfg in cfgs:  # the state is what happened (a run another process finished is "loaded")
+            t = time.time()
+            verb, r = train_or_load_state(cfg, retrain=retrain, restart=restart)
             log(_line(verb, cfg, r, time.time() - t))
             out.append({"cfg": cfg, "state": verb, "result": r})
         return out
@@ -140,6 +140,7 @@ def _run_submitit(cfgs, folder, cluster, parallel, retrain, restart, poll_s, log
                 if err is not None:
                     raise err
                 r["result"] = r["job"].result()
+                r["state"] = r["result"].get("state", r["state"])  # what the job did, not what was expected
                 log(_line(r["state"], r["cfg"], r["result"], time.time() - r["t0"]))
             except Exception as e:  # noqa: BLE001 - a job's failure is reported, the others go on
                 last = (str(e).strip().splitlines() or [""])[-1]

@@ -22,11 +22,13 @@ import torch
 from torch import nn
 
 from . import metrics, stats
+from .baselines.vision import channels_last
 from .build import build_model, make_task, resolve_device
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig
-from .evolution.policy import OPS, EvolutionPolicy
+from .evolution.policy import EVENT_OPS, EvolutionPolicy
 from .model import LuminaNet
+from .naming import is_module_key
 from .optim import STATE, carry_over, install_state, make_optimizer, named_state
 from .provenance import provenance
 
@@ -125,7 +127,7 @@ def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: 
         c = load_checkpoint(ckpt, cfg.key())
         weights = c["model"]
         if cfg.model.arch == "luminanet":
-            extra = {k: v for k, v in weights.items() if "." in k}  # OL and token table: module names
+            extra = {k: v for k, v in weights.items() if is_module_key(k)}  # OL and token table
             params = {k: v for k, v in weights.items() if k not in extra}
             model = build_model(cfg, c["topology"], params, extra, device)
         else:
@@ -147,6 +149,8 @@ def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: 
     if policy is not None and s.get("policy"):
         policy.load_state_dict(s["policy"])
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if t.amp else nullcontext()
+    if t.channels_last:  # the CPU fast path of the conv baselines; the optimizer state follows the layout
+        channels_last(model, opt)
 
     def checkpoint():
         if ckpt is None:
@@ -164,6 +168,7 @@ def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: 
         s["fpe"] = fpe
         ev = task.evaluate(model)
         s["correct"] = ev.pop("correct", None)  # per-example correctness of the latest evaluation (bootstrap)
+        s["by_pos"] = ev.pop("loss_by_pos", None)  # text: mean loss at each position of the window
         row = {"step": s["step"], "epoch": round(s["step"] / steps_per_epoch, 4), "train_s": round(s["train_s"], 2),
                "train_loss": s["running"], "train_flops": s["flops"], "flops_per_example": fpe,
                **{f"test_{k}": v for k, v in ev.items()}, "n_params": metrics.count_params(model)}
@@ -188,6 +193,8 @@ def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: 
             for g in opt.param_groups:
                 g["lr"] = lr_at(step / total, cfg)
             x, y = task.batch(perm[pos * t.batch_size:(pos + 1) * t.batch_size], data_gen)
+            if t.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
                 loss = task.loss(model(x), y)
             if not torch.isfinite(loss):
@@ -211,7 +218,7 @@ def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: 
                 t_ev = time.perf_counter()
                 probe = torch.randint(0, task.n_train, (cfg.evolution.probe_batch,), generator=probe_gen)
                 px, py = task.batch(probe, probe_gen)
-                change = policy.evolve(model, px, py, task.loss, step)
+                change = policy.evolve(model, px, py, task.loss, step, step / total)
                 if change is not None:
                     opt = apply_change(model, opt, change)
                     s["fpe"] = metrics.flops_per_example(model, task.example())
@@ -237,11 +244,13 @@ def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: 
         "metrics": {k: v for k, v in final.items() if k.startswith("test_")},
         "n_params": metrics.count_params(model), "flops_per_example": final["flops_per_example"],
         "test_correct": s.get("correct"),  # hex-packed per-example top-1 hits of the final evaluation
-        "history": s["history"], "provenance": provenance(s["train_s"], device),
+        "loss_by_position": s.get("by_pos"),  # text: the final evaluation's mean loss at each position
+        "history": s["history"],
+        "provenance": provenance(s["train_s"], device) | {"fast_path": {"amp": t.amp, "channels_last": t.channels_last}},
     }
     events = [e.to_dict() for e in policy.events] if policy else []
     if is_lumina:
         result["topology_stats"] = stats.summary(model.graph)
         result["evolve_s"] = s["evolve_s"]  # policy, ops, re-packing and optimizer carry-over
-        result["event_counts"] = {op: sum(e["op"] == op for e in events) for op in OPS}
+        result["event_counts"] = {op: sum(e["op"] == op for e in events) for op in EVENT_OPS}
     return Run(result, model, events)

@@ -9,10 +9,21 @@ Per Neuron Cluster i with m_i neurons (book chapter 1; [paper] marks the paper's
     OL  images: logits = Linear(LayerNorm(mean_i f_i^(2)))     survives splitting: LayerNorm is scale-free
         text:   logits_t = Linear(LayerNorm(mean_{i: slot(i) = t} f_i^(2) + mean_{i: slot(i) ≤ t} f_i^(2)))
                 one prediction per position: the current slot's clusters plus the context so far
-                (readout="context" keeps only the second mean)
+                (readout="context" keeps only the second mean, readout="slot" only the first)
+`msg_norm=True` [ours] replaces s_i by LayerNorm(s_i) (no affine) before U_i reads it.
+
+Text enters in one of two ways [ours, book chapter 4]:
+  - slot network (`text_net="slot"`): one slot per position; cluster i's IL reads the token at slot(i), edges
+    only go from a slot to the same or a later one (causal by wiring);
+  - recurrent network (`text_net="recurrent"`): one network of clusters, every IL reading the current token,
+    applied at every position t with the same weights. Feedback and recurrent edges carry state across
+    positions: in pass 1 at position t a feedforward source gives its pass-1 output at t, a feedback or
+    recurrent source its pass-2 output at t-1 (zero at t = 0); pass 2 is the image network's pass 2 at t.
+    OL: logits_t = Linear(LayerNorm(mean_i f_i^(2)(t))).
 σ = GELU. The message W_Cj f_j is computed once per source and pass and averaged by every receiver (the
 paper's formula as printed). Gates of initial edges start at 1 (the formula exactly); an edge added by
-`connect` starts at 0, so adding it only rescales the target's mean by n/(n+1) (exact with `aggregate="sum"`).
+`connect` starts at `connect_gate` (default 1, the formula; 0 would only rescale the target's mean by n/(n+1),
+exact with `aggregate="sum"`).
 `cl="edge"` is the variant with one matrix per edge, s_i = (1/n_i) Σ_j W_C(j→i) f_j (no gates; a new edge's
 W_C starts at 0): a d_hidden×d_hidden product per edge instead of per source.
 
@@ -40,23 +51,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .executor import Plan, forward_fast, forward_recurrent, norm_message
+from .naming import NEURON_KEYS, cluster_keys, ckey, ekey
 from .topology import Graph
 
-NEURON_KEYS = ("w_in", "b_in", "u", "v")  # tensors with one row per neuron
+__all__ = ["LuminaNet", "forward_fast", "forward_recurrent", "forward_reference", "image_to_patches", "ckey", "ekey",
+           "NEURON_KEYS", "init_cluster_params"]
+
 CL_FORMS = ("source", "edge")
+TEXT_NETS = ("slot", "recurrent")
+READOUTS = ("slot", "context", "slot+context")
 EXECUTORS = ("fast", "reference")
-
-
-def ckey(cid: int, name: str) -> str:
-    return f"c{cid}_{name}"
-
-
-def ekey(src: int, dst: int) -> str:
-    return f"e{src}_{dst}"
-
-
-def cluster_keys(cl: str) -> tuple[str, ...]:
-    return (*NEURON_KEYS, "b_out", "w_c") if cl == "source" else (*NEURON_KEYS, "b_out")
 
 
 def _uniform(shape, fan_in: int, gen, device=None) -> torch.Tensor:
@@ -112,6 +117,8 @@ class LuminaNet(nn.Module):
     def __init__(self, graph: Graph, *, d_in: int, d_hidden: int, n_out: int, input_kind: str = "patches",
                  patch: int = 16, image_shape: tuple[int, int, int] = (3, 32, 32), vocab_size: int = 0,
                  aggregate: str = "mean", cl: str = "source", readout: str = "slot+context", seed: int = 0,
+                 text_net: str = "slot", tie_head: bool = False, embed_std: float = 1.0, msg_norm: bool = False,
+                 in_norm: bool = False,
                  params: dict[str, torch.Tensor] | None = None, extra: dict[str, torch.Tensor] | None = None):
         super().__init__()
         if input_kind not in ("patches", "tokens"):
@@ -122,17 +129,27 @@ class LuminaNet(nn.Module):
             raise ValueError(f"unknown communication layer {cl!r}; valid: {', '.join(map(repr, CL_FORMS))}")
         self.d_in, self.d_hidden, self.n_out = d_in, d_hidden, n_out
         self.input_kind, self.patch, self.image_shape = input_kind, patch, tuple(image_shape)
-        if readout not in ("context", "slot+context"):
-            raise ValueError(f"unknown readout {readout!r}; valid: 'context', 'slot+context'")
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; valid: {', '.join(map(repr, READOUTS))}")
+        if text_net not in TEXT_NETS:
+            raise ValueError(f"unknown text_net {text_net!r}; valid: {', '.join(map(repr, TEXT_NETS))}")
+        if tie_head and (input_kind != "tokens" or d_in != d_hidden):
+            raise ValueError(f"tie_head needs token inputs with d_in == d_hidden (got {input_kind}, {d_in}, {d_hidden})")
         self.aggregate, self.cl, self.readout_kind = aggregate, cl, readout
+        self.recurrent = input_kind == "tokens" and text_net == "recurrent"
+        self.tie_head, self.msg_norm, self.in_norm = tie_head, msg_norm, in_norm
         gen = torch.Generator().manual_seed(seed)
         if input_kind == "tokens":  # one table shared by every position's IL (book chapter 4, ours)
             self.embed = nn.Embedding(vocab_size, d_in)
-            # unit-variance embeddings, as nn.Embedding's default: the IL then sees inputs of the scale of
-            # its bias, so the OL input depends on the tokens from the first step
-            nn.init.normal_(self.embed.weight, std=1.0, generator=gen)
+            # std 1 (nn.Embedding's default) gives the IL inputs of the scale of its bias; a tied head wants
+            # GPT-2's small std, since the same matrix then also scales the logits
+            nn.init.normal_(self.embed.weight, std=embed_std, generator=gen)
         self.norm = nn.LayerNorm(d_hidden)
         self.head = nn.Linear(d_hidden, n_out)
+        if tie_head:  # one tensor, two uses: stored once, as embed.weight (`named_tensors`)
+            self.head.weight = self.embed.weight
+            if extra and "head.weight" not in extra and "embed.weight" in extra:
+                extra = {**extra, "head.weight": extra["embed.weight"]}
         if extra:
             self.load_state_dict(extra, strict=True)
         self.p = nn.ParameterDict()
@@ -184,12 +201,14 @@ class LuminaNet(nn.Module):
         """Everything that defines the trained network, under names independent of the packing."""
         out = {k: v.detach() for k, v in self.unpack(dict(self.p.items())).items()}
         out.update({k: v.detach() for k, v in self.state_dict().items() if not k.startswith("p.")})
+        if self.tie_head:
+            del out["head.weight"]  # the embedding itself
         return out
 
     def count_params(self) -> int:
         """The network's parameters, without the zero padding of the packed storage."""
         named = self.unpack(dict(self.p.items()))
-        return sum(t.numel() for t in named.values()) + sum(
+        return sum(t.numel() for t in named.values()) + sum(  # named_parameters counts a tied matrix once
             p.numel() for n, p in self.named_parameters() if not n.startswith("p."))
 
     def cluster_grad_norms(self) -> dict[int, float]:
@@ -220,27 +239,40 @@ class LuminaNet(nn.Module):
                 raise ValueError(f"expected images of shape (B, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
             X = image_to_patches(x, self.patch)
         else:
-            if x.ndim != 2 or x.shape[1] != n_slots:
-                raise ValueError(f"expected token ids of shape (B, {n_slots}), got {tuple(x.shape)}")
+            if x.ndim != 2 or (x.shape[1] != n_slots and not self.recurrent) or not x.shape[1]:
+                raise ValueError(f"expected token ids of shape (B, {'T' if self.recurrent else n_slots}), got {tuple(x.shape)}")
             if x.dtype not in (torch.int64, torch.int32):
                 raise ValueError(f"expected integer token ids, got dtype {x.dtype}")
             if x.numel() and (x.min() < 0 or x.max() >= self.embed.num_embeddings):
                 raise ValueError(f"token ids must lie in [0, {self.embed.num_embeddings}); got range [{int(x.min())}, {int(x.max())}]")
-            X = self.embed(x)
+            X = self.token_inputs(x)
+            if self.recurrent:  # (B, T, d_in): every position runs the same clusters
+                return X
         if X.shape[1:] != (n_slots, self.d_in):
             raise ValueError(f"input gives {X.shape[1]} slots of {X.shape[2]} values; the model expects {n_slots} of {self.d_in}")
         return X
+
+    def token_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the ILs read for token ids x: their embeddings, layer-normalised (no affine) with `in_norm`, so a
+        small-std (tied) embedding still gives the IL inputs of unit scale, as GPT-2's ln_1 does."""
+        X = self.embed(x)
+        return F.layer_norm(X, X.shape[-1:]) if self.in_norm else X
 
     def readout(self, f2: torch.Tensor) -> torch.Tensor:
         """OL: f2 (n_clusters, B, d_hidden) in id order -> logits (B, n_out), or (B, L, n_out) for text,
         where position t reads only the clusters of slots ≤ t (causal by wiring: book chapter 4)."""
         if self.input_kind == "patches":
             return self.head(self.norm(f2.mean(0)))
+        if self.recurrent:  # f2 (n_clusters, B, T, d)
+            return self.head(self.norm(f2.mean(0)))  # (B, T, n_out)
         slot, counts = self._plan.slot_index, self._plan.slot_counts.view(-1, 1, 1)
         sums = f2.new_zeros(self.graph.n_slots, *f2.shape[1:]).index_add_(0, slot, f2)  # (L, B, d)
-        pooled = sums.cumsum(0) / counts.cumsum(0)  # the context: mean over the clusters of slots ≤ t
-        if self.readout_kind == "slot+context":
-            pooled = pooled + sums / counts  # plus the mean of slot t's own clusters
+        if self.readout_kind == "slot":
+            pooled = sums / counts  # slot t's own clusters, which read the earlier slots through their in-edges
+        else:
+            pooled = sums.cumsum(0) / counts.cumsum(0)  # the context: mean over the clusters of slots ≤ t
+            if self.readout_kind == "slot+context":
+                pooled = pooled + sums / counts  # plus the mean of slot t's own clusters
         return self.head(self.norm(pooled.transpose(0, 1)))  # (B, L, n_out)
 
     def forward(self, x: torch.Tensor, executor: str = "fast") -> torch.Tensor:
@@ -254,10 +286,15 @@ class LuminaNet(nn.Module):
     def step_slot(self, token: torch.Tensor, t: int, cache: dict) -> torch.Tensor:
         """Run only the clusters of slot t for `token` (B,), reusing `cache` (the pass-1/pass-2 outputs of
         the clusters of slots < t, updated in place; start with {}). Returns the logits at position t (B, V).
-        Valid because every edge goes from a slot to the same or a later slot (`Graph.causal`)."""
+        Valid because every edge goes from a slot to the same or a later slot (`Graph.causal`). A recurrent
+        network ignores t: `cache` holds its state, the previous position's pass-2 outputs."""
         g, p = self.graph, self.unpack(dict(self.p.items()))
+        if self.recurrent:
+            f2 = _recurrent_position(self, p, self.token_inputs(token), cache.get("prev", {}))
+            cache["prev"] = f2
+            return self.head(self.norm(torch.stack([f2[i] for i in g.ids]).mean(0)))
         mine = [i for i in g.ids if g.clusters[i].slot == t]
-        e = {i: F.gelu(F.linear(self.embed(token), p[ckey(i, "w_in")], p[ckey(i, "b_in")])) for i in mine}
+        e = {i: F.gelu(F.linear(self.token_inputs(token), p[ckey(i, "w_in")], p[ckey(i, "b_in")])) for i in mine}
         f1, f2 = cache.setdefault("f1", {}), cache.setdefault("f2", {})
         for i in mine:
             f1[i] = _cluster(self, p, i, e[i], [(ed.src, f1[ed.src]) for ed in g.in_edges(i) if ed.kind == "feedforward"])[2]
@@ -266,9 +303,12 @@ class LuminaNet(nn.Module):
         own = sum(f2[i] for i in mine)
         cache["sum"] = cache.get("sum", 0) + own
         cache["n"] = cache.get("n", 0) + len(mine)
-        pooled = cache["sum"] / cache["n"]
-        if self.readout_kind == "slot+context":
-            pooled = pooled + own / len(mine)
+        if self.readout_kind == "slot":
+            pooled = own / len(mine)
+        else:
+            pooled = cache["sum"] / cache["n"]
+            if self.readout_kind == "slot+context":
+                pooled = pooled + own / len(mine)
         return self.head(self.norm(pooled))
 
 
@@ -284,13 +324,22 @@ def _cluster(model: LuminaNet, p: dict, i: int, e_i: torch.Tensor, sources: list
         s = s * model.coef(len(sources))
     else:  # in a traced probe s must still receive a gradient: it scores candidate edges into i
         s = e_i.new_zeros(B, d).requires_grad_(trace)
-    h = F.gelu(e_i + F.linear(s, p[ckey(i, "u")]))  # (B, m_i)
+    h = F.gelu(e_i + F.linear(norm_message(model, s), p[ckey(i, "u")]))  # (B, m_i)
     return s, h, h @ p[ckey(i, "v")] + p[ckey(i, "b_out")]  # f: (B, d_hidden)
 
 
 def forward_reference(model: LuminaNet, X: torch.Tensor, trace: dict | None = None) -> torch.Tensor:
     """X (B, n_slots, d_in) -> pass-2 outputs (n_clusters, B, d_hidden) in id order.
-    `trace`, when given, receives per cluster s2 (with retain_grad), h2, f1, f2 for the evolution probe."""
+    `trace`, when given, receives per cluster s2 (with retain_grad), h2, f1, f2 for the evolution probe.
+    A recurrent text network: X (B, T, d_in) -> (n_clusters, B, T, d_hidden), position by position."""
+    if model.recurrent:
+        if trace is not None:
+            raise ValueError("the evolution probe of a recurrent network runs on forward_fast")
+        p, prev, outs = model.unpack(dict(model.p.items())), {}, []
+        for t in range(X.shape[1]):
+            prev = _recurrent_position(model, p, X[:, t], prev)
+            outs.append(torch.stack([prev[i] for i in model.graph.ids]))
+        return torch.stack(outs, 2)
     g, p = model.graph, model.unpack(dict(model.p.items()))
     e = {i: F.gelu(F.linear(X[:, c.slot], p[ckey(i, "w_in")], p[ckey(i, "b_in")])) for i, c in g.clusters.items()}
     f1, f2 = {}, {}
@@ -306,153 +355,16 @@ def forward_reference(model: LuminaNet, X: torch.Tensor, trace: dict | None = No
     return torch.stack([f2[i] for i in g.ids])
 
 
-# ---- fast executor: one batched op per feedforward level ---------------------------------------
-class Plan:
-    """Packed layout and schedule for one topology.
-
-    Clusters are grouped by feedforward level (`Graph.levels`); level L holds k clusters padded to the
-    level's largest size m. Each target's in-edges are listed feedforward first and padded to the level's
-    largest in-degree D. Packed tensors of level L:
-        L{L}_w_in (k, m, d_in)   L{L}_b_in (k, 1, m)   L{L}_ut (k, d, m) = U^T   L{L}_v (k, m, d)
-        L{L}_b_out (k, 1, d)
-        cl="source": L{L}_wc (k, d, d) = W_C^T of each cluster (its message is f @ wc);
-                     L{L}_g (k, 1, D): the gate of each target's s-th in-edge
-        cl="edge":   L{L}_wt (k, D*d, d): block s of target t = W_C^T of its s-th in-edge
-    """
-
-    def __init__(self, graph: Graph, model: LuminaNet):
-        self.d_in, self.d, self.cl = model.d_in, model.d_hidden, model.cl
-        self.levels = graph.levels()
-        self.order = [i for lvl in self.levels for i in lvl]
-        self.pos = {i: k for k, i in enumerate(self.order)}
-        self.where = {i: (L, t) for L, lvl in enumerate(self.levels) for t, i in enumerate(lvl)}
-        self.sizes = [max(graph.clusters[i].size for i in lvl) for lvl in self.levels]
-        dev = model.device
-        self.slots = [torch.tensor([graph.clusters[i].slot for i in lvl], device=dev) for lvl in self.levels]
-        self.edge_at: dict[tuple[int, int], tuple[int, int, int]] = {}  # edge -> (level, target, slot)
-        self.inputs = []  # per level: per target, [(src position, src < dst, feedforward)]
-        self.D1, self.D2, self.coef1, self.coef2 = [], [], [], []
-        out_ff = {j for (j, i), e in graph.edges.items() if e.kind == "feedforward"}
-        out_any = {j for (j, i) in graph.edges}
-        self.msg1 = [any(i in out_any for i in lvl) for lvl in self.levels]  # pass-1 messages are read
-        self.msg2 = [any(i in out_ff for i in lvl) for lvl in self.levels]  # pass-2 messages are read
-        for L, lvl in enumerate(self.levels):
-            rows = []
-            for t, i in enumerate(lvl):
-                ins = sorted(graph.in_edges(i), key=lambda e: (e.kind != "feedforward", e.src))
-                for s, e in enumerate(ins):
-                    self.edge_at[(e.src, e.dst)] = (L, t, s)
-                rows.append([(self.pos[e.src], e.src < e.dst, e.kind == "feedforward") for e in ins])
-            n1 = [sum(ff for *_, ff in r) for r in rows]
-            self.inputs.append(rows)
-            self.D1.append(max(n1))
-            self.D2.append(max(len(r) for r in rows))
-            self.coef1.append(torch.tensor([model.coef(n) for n in n1], device=dev).view(-1, 1, 1))
-            self.coef2.append(torch.tensor([model.coef(len(r)) for r in rows], device=dev).view(-1, 1, 1))
-        self.order_index = [self.pos[i] for i in graph.ids]
-        ids = graph.ids
-        self.slot_index = torch.tensor([graph.clusters[i].slot for i in ids], device=dev)
-        self.slot_counts = torch.bincount(self.slot_index, minlength=graph.n_slots).to(torch.get_default_dtype())
-        self.graph = graph
-
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        d, out = self.d, {}
-        for L, lvl in enumerate(self.levels):
-            k, m, D = len(lvl), self.sizes[L], self.D2[L]
-            out.update({f"L{L}_w_in": (k, m, self.d_in), f"L{L}_b_in": (k, 1, m), f"L{L}_ut": (k, d, m),
-                        f"L{L}_v": (k, m, d), f"L{L}_b_out": (k, 1, d)})
-            if self.cl == "source":
-                out[f"L{L}_wc"] = (k, d, d)
-                if D:
-                    out[f"L{L}_g"] = (k, 1, D)
-            elif D:
-                out[f"L{L}_wt"] = (k, D * d, d)
-        return out
-
-    def views(self, packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        d, out = self.d, {}
-        for i, (L, t) in self.where.items():
-            m = self.graph.clusters[i].size
-            out[ckey(i, "w_in")] = packed[f"L{L}_w_in"][t, :m]
-            out[ckey(i, "b_in")] = packed[f"L{L}_b_in"][t, 0, :m]
-            out[ckey(i, "u")] = packed[f"L{L}_ut"][t, :, :m].T
-            out[ckey(i, "v")] = packed[f"L{L}_v"][t, :m]
-            out[ckey(i, "b_out")] = packed[f"L{L}_b_out"][t, 0]
-            if self.cl == "source":
-                out[ckey(i, "w_c")] = packed[f"L{L}_wc"][t].T
-        for (j, i), (L, t, s) in self.edge_at.items():
-            out[ekey(j, i)] = packed[f"L{L}_g"][t, 0, s] if self.cl == "source" else packed[f"L{L}_wt"][t, s * d:(s + 1) * d].T
-        return out
-
-    def pack(self, named: dict[str, torch.Tensor], device=None) -> dict[str, torch.Tensor]:
-        """Per-cluster/edge tensors -> freshly allocated, zero-padded packed tensors."""
-        dtype = next(iter(named.values())).dtype if named else torch.get_default_dtype()
-        packed = {k: torch.zeros(s, device=device, dtype=dtype) for k, s in self.shapes().items()}
-        with torch.no_grad():
-            for name, view in self.views(packed).items():
-                view.copy_(named[name])
-        return packed
-
-
-def forward_fast(model: LuminaNet, X: torch.Tensor, trace: dict | None = None) -> torch.Tensor:
-    """X (B, n_slots, d_in) -> pass-2 outputs (n_clusters, B, d_hidden) in id order, one level at a time.
-    `trace`, when given, receives per cluster h2, f1, f2 and its pass-2 CL input as ("S", "t"): row t of its
-    level's tensor S, which retains its gradient."""
-    plan, p, src_form = model._plan, model.p, model.cl == "source"
-    B, d = X.shape[0], model.d_hidden
-    Xs = X.transpose(0, 1)  # (n_slots, B, d_in)
-    zeros = X.new_zeros(B, d)  # the signal of a padded edge slot
-
-    def cl(L: int, srcs: list, D: int, coef: torch.Tensor, read) -> torch.Tensor | None:
-        """s of level L (k, B, d) from per target its first D in-edges' signals (messages or outputs)."""
-        if D == 0:
-            return None
-        k = len(srcs)
-        pieces = [read(r) if r is not None else zeros for row in srcs for r in (row + [None] * D)[:D]]
-        if src_form:  # Σ_s g_s m_s: the messages (k, D, B*d) weighted by the gates (k, 1, D)
-            M = torch.stack(pieces).view(k, D, B * d)
-            return torch.bmm(p[f"L{L}_g"][:, :, :D] * coef.view(k, 1, 1), M).view(k, B, d)
-        F_src = torch.stack(pieces, 1).view(B, k, D * d).transpose(0, 1)  # (k, B, D*d)
-        return torch.bmm(F_src, p[f"L{L}_wt"][:, : D * d]) * coef
-
-    def level(L: int, E: torch.Tensor, S: torch.Tensor | None, keep: list | None = None) -> torch.Tensor:
-        pre = E if S is None else E + torch.bmm(S, p[f"L{L}_ut"])  # padded neurons stay exactly 0
-        H = F.gelu(pre)
-        if keep is not None:
-            keep.append(H)
-        return torch.baddbmm(p[f"L{L}_b_out"], H, p[f"L{L}_v"])  # (k, B, d)
-
-    def messages(L: int, f: torch.Tensor, needed: bool, out: list) -> None:
-        if src_form:
-            out.extend(torch.bmm(f, p[f"L{L}_wc"]).unbind(0) if needed else [None] * f.shape[0])
-
-    # IL once per forward, reused by both passes: (k, B, m)
-    E = [F.gelu(torch.baddbmm(p[f"L{L}_b_in"], Xs.index_select(0, plan.slots[L]), p[f"L{L}_w_in"].transpose(1, 2)))
-         for L in range(len(plan.levels))]
-    f1: list[torch.Tensor] = []  # per-cluster outputs (views), by level-major position
-    m1: list = []  # per-cluster messages W_Cj f_j (cl="source"), None where no edge reads them
-    sig1 = m1 if src_form else f1  # what a source sends: its message, or (cl="edge") its output
-    for L, rows in enumerate(plan.inputs):  # pass 1: feedforward sources only (all in earlier levels)
-        srcs = [[(pos, low) if ff else None for pos, low, ff in r] for r in rows]
-        S = cl(L, srcs, plan.D1[L], plan.coef1[L], lambda r: sig1[r[0]])
-        out = level(L, E[L], S)
-        f1.extend(out.unbind(0))
-        messages(L, out, plan.msg1[L], m1)
-    f2: list[torch.Tensor] = []
-    m2: list = []
-    sig2 = m2 if src_form else f2
-    for L, rows in enumerate(plan.inputs):  # pass 2: lower ids' pass-2 output, ids >= i their pass-1 output
-        srcs = [[(pos, low) for pos, low, _ in r] for r in rows]
-        S = cl(L, srcs, plan.D2[L], plan.coef2[L], lambda r: sig2[r[0]] if r[1] else sig1[r[0]])
-        H = [] if trace is not None else None
-        if trace is not None:  # the probe needs dL/ds for every cluster, edges or not
-            S = S if S is not None else X.new_zeros(len(rows), B, d).requires_grad_()
-            S.retain_grad()
-        out = level(L, E[L], S, H)
-        f2.extend(out.unbind(0))
-        messages(L, out, plan.msg2[L], m2)
-        if trace is not None:
-            for t, i in enumerate(plan.levels[L]):
-                k = plan.pos[i]
-                trace[i] = {"S": S, "t": t, "h2": H[0][t, :, :model.graph.clusters[i].size], "f1": f1[k], "f2": f2[k]}
-    return torch.stack([f2[k] for k in plan.order_index])  # back to id order
+def _recurrent_position(model: LuminaNet, p: dict, x_t: torch.Tensor, prev: dict) -> dict:
+    """One position of a recurrent text network, cluster by cluster: x_t (B, d_in) and the previous
+    position's pass-2 outputs `prev` ({} at t = 0: zero state) -> this position's pass-2 outputs."""
+    g = model.graph
+    zero = x_t.new_zeros(x_t.shape[0], model.d_hidden)
+    e = {i: F.gelu(F.linear(x_t, p[ckey(i, "w_in")], p[ckey(i, "b_in")])) for i in g.ids}
+    f1, f2 = {}, {}
+    for i in g.ids:  # pass 1: feedforward sources at t, feedback and recurrent sources from t-1
+        f1[i] = _cluster(model, p, i, e[i], [(ed.src, f1[ed.src] if ed.kind == "feedforward" else prev.get(ed.src, zero))
+                                              for ed in g.in_edges(i)])[2]
+    for i in g.ids:  # pass 2: as in the image network, within position t
+        f2[i] = _cluster(model, p, i, e[i], [(ed.src, f2[ed.src] if ed.src < i else f1[ed.src]) for ed in g.in_edges(i)])[2]
+    return f2

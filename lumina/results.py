@@ -8,13 +8,20 @@ as complete. `full`/`paper` results are committed; `smoke` ones are not.
 `train_or_load(cfg)`: a stored result is loaded and never retrained; otherwise the run trains with a
 checkpoint under `runs/` (every `checkpoint_every` steps and at the end), resumes from it after a kill, and
 holds a file lock so a second process starting the same config waits instead of writing the same files.
+
+Nothing read back is trusted unchecked: a `result.json` that is not a usable result (not JSON, a field
+missing, a metric that is NaN) is a `ValueError` naming the file and what to do, never a traceback far
+downstream; stored weights carry a checksum (`lumina.checkpoint`). Before a run trains, the results and runs
+folders are checked to be writable folders, so a bad `LUMINA_RESULTS` is found out before the training.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
+import math
 from pathlib import Path
 
 
@@ -23,7 +30,8 @@ from .checkpoint import CheckpointError, atomic_write_text, read_network, write_
 from .config import ExperimentConfig
 from .loop import Run, train
 from .model import LuminaNet
-from .paths import results_root, runs_root
+from .naming import is_module_key
+from .paths import check_writable, results_root, runs_root
 from .topology import Graph
 
 STORE_WEIGHTS = 16_000_000  # networks up to this many parameters keep their weights with the result (the
@@ -38,16 +46,60 @@ def run_dir(cfg: ExperimentConfig) -> Path:
     return runs_root() / cfg.experiment / cfg.profile / cfg.key()
 
 
+def _fix(f: Path) -> str:
+    """What to do about an unusable file of a run's folder (result, topology, events): the folder only
+    caches that run, so deleting it costs a retraining and nothing else."""
+    return f"delete its folder {f.parent} (or rerun with --retrain) to train it again, or restore it from git"
+
+
+def _read_json(f: Path, fix: str | None = None):
+    """The parsed JSON of `f`; a truncated or garbled file is a ValueError that names it and says `fix`
+    (default: `_fix`, for a file of a run's folder)."""
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{f} is not valid JSON ({err}); {fix or _fix(f)}") from err
+
+
+_SECTIONS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.default_factory is not dataclasses.MISSING)
+_NUMBERS = ("n_params", "steps", "epochs_done", "train_s", "evolve_s", "train_flops", "flops_per_example")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_result(found, f: Path) -> dict:
+    """`found` (parsed from `f`) if it is a usable stored result: an object with a `config` of sections and
+    `metrics` that are finite numbers, as are its counts and times where present. Checked on load because a
+    NaN or a missing field otherwise fails far downstream (a table, a verdict), without naming the file."""
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{f} is not a usable stored result ({why}); {_fix(f)}")
+
+    if not isinstance(found, dict):
+        raise bad(f"a JSON {type(found).__name__}, not an object")
+    missing = [k for k in ("config", "metrics") if k not in found]
+    if missing:
+        raise bad(f"no {' and no '.join(repr(k) for k in missing)} field")
+    config, metrics = found["config"], found["metrics"]
+    if not isinstance(config, dict) or any(not isinstance(config.get(s, {}), dict) for s in _SECTIONS):
+        raise bad(f"'config' is not an object of the sections {', '.join(_SECTIONS)}")
+    if not isinstance(metrics, dict) or not metrics:
+        raise bad("'metrics' is not a non-empty object")
+    odd = {k: v for k, v in metrics.items() if not _finite(v)} | {
+        k: found[k] for k in _NUMBERS if found.get(k) is not None and not _finite(found[k])}
+    if odd:
+        raise bad(f"not finite numbers: {odd}")
+    return found
+
+
 def load_result(cfg: ExperimentConfig) -> dict | None:
     f = result_dir(cfg) / "result.json"
     if not f.exists():
         return None
-    try:
-        found = json.loads(f.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{f} is not valid JSON ({err}); delete the folder to retrain that run") from err
+    found = check_result(_read_json(f), f)
     for section, values in cfg.to_dict().items():  # a stored run must match every field it knows about
-        stored = found["config"].get(section)
+        stored = found["config"].get(section) or {}
         if isinstance(values, dict):
             stale = {k: (stored.get(k), v) for k, v in values.items() if k in stored and stored[k] != v}
             if stale:
@@ -94,37 +146,53 @@ def train_or_load(cfg: ExperimentConfig, retrain: bool = False, restart: bool = 
                   checkpoint_every: int = 200, log=print, **train_kw) -> dict:
     """The stored result for `cfg` (loaded, never retrained), else train it now (resuming from its
     checkpoint unless `restart`) and store it. `retrain` ignores a stored result and starts afresh."""
+    return train_or_load_state(cfg, retrain, restart, checkpoint_every=checkpoint_every, log=log, **train_kw)[1]
+
+
+def train_or_load_state(cfg: ExperimentConfig, retrain: bool = False, restart: bool = False, *,
+                        checkpoint_every: int = 200, log=print, **train_kw) -> tuple[str, dict]:
+    """`train_or_load`, and what it did: "loaded", "resumed" (from a checkpoint) or "trained" (from step 0).
+    Told by what happened, not guessed beforehand: a process that waited for another one loads its result,
+    and `restart` trains from step 0 though a checkpoint was there."""
     if not (retrain or restart):
         found = load_result(cfg)
         if found is not None:
             log(f"[lumina] loaded {cfg.experiment}/{cfg.profile}/{cfg.key()} (stored result)")
-            return found
+            return "loaded", found
+    check_writable(result_dir(cfg), "LUMINA_RESULTS")  # before hours of training, not after them
+    check_writable(run_dir(cfg), "LUMINA_RUNS")
     with run_lock(cfg, log):
         if not (retrain or restart):
             found = load_result(cfg)  # another process may have finished it while we waited
             if found is not None:
-                return found
+                return "loaded", found
         ckpt = run_dir(cfg) / "checkpoint.safetensors"
         if (retrain or restart) and ckpt.exists():
             ckpt.unlink()
-        if not ckpt.exists():
+        state = "resumed" if ckpt.exists() else "trained"
+        if state == "trained":
             log(f"[lumina] training {cfg.experiment}/{cfg.profile}/{cfg.key()} (checkpoint: {ckpt})")
         run = train(cfg, ckpt=ckpt, checkpoint_every=checkpoint_every, log=log, **train_kw)
         if run is None:  # stopped early on request (tests)
-            return {}
+            return "stopped", {}
         save_run(cfg, run)
-        return json.loads((result_dir(cfg) / "result.json").read_text())
+        f = result_dir(cfg) / "result.json"
+        return state, check_result(_read_json(f), f)
 
 
 def find_results(experiment: str, profile: str) -> list[dict]:
     """Every stored result of an experiment/profile (for tables across widths, seeds, models)."""
     base = results_root() / experiment / profile
-    return [json.loads(f.read_text()) for f in sorted(base.glob("*/result.json"))]
+    return [check_result(_read_json(f), f) for f in sorted(base.glob("*/result.json"))]
 
 
 def _reference_inputs(cfg: ExperimentConfig) -> dict:
     """What a text reference's metrics depend on: the data config and the context, not the model."""
-    return {"data": dataclasses.asdict(cfg.data), "context": cfg.model.context, "tokenizer": cfg.model.tokenizer}
+    data = dataclasses.asdict(cfg.data)
+    del data["random_offsets"]  # how training windows are read: not what a reference is scored on
+    if not cfg.data.validation:
+        del data["dev_stories"]  # only the dev split depends on it
+    return {"data": data, "context": cfg.model.context, "tokenizer": cfg.model.tokenizer}
 
 
 def load_unigram(cfg: ExperimentConfig) -> dict | None:
@@ -133,7 +201,9 @@ def load_unigram(cfg: ExperimentConfig) -> dict | None:
     f = results_root() / cfg.experiment / cfg.profile / "unigram.json"
     if not f.exists():
         return None
-    stored = json.loads(f.read_text())
+    stored = _read_json(f, "delete it to compute it again")
+    if not isinstance(stored, dict) or not isinstance(stored.get("metrics"), dict):
+        raise ValueError(f"{f} holds no 'metrics' object; delete it to compute it again")
     return stored["metrics"] if stored.get("inputs") == _reference_inputs(cfg) else None
 
 
@@ -146,6 +216,24 @@ def unigram_or_load(cfg: ExperimentConfig, task=None) -> dict:
     metrics = (task or make_task(cfg)).unigram_metrics()
     atomic_write_text(results_root() / cfg.experiment / cfg.profile / "unigram.json",
                       json.dumps({"inputs": _reference_inputs(cfg), "metrics": metrics}, indent=1))
+    return metrics
+
+
+def references_or_load(cfg: ExperimentConfig, task=None) -> dict[str, dict]:
+    """The n-gram references (unigram, Kneser-Ney bigram and trigram; `TextTask.reference_metrics`) on the
+    evaluation text of `cfg`'s data (the dev split when `cfg.data.validation`), stored once per data config
+    under `<experiment>/<profile>/references/` and computed on first use (no training; about a minute)."""
+    inputs = _reference_inputs(cfg)
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+    f = results_root() / "tinystories" / cfg.profile / "references" / f"{key}.json"  # one home for every text model
+    if f.exists():
+        stored = _read_json(f, "delete it to compute it again")
+        if isinstance(stored, dict) and stored.get("inputs") == inputs and isinstance(stored.get("metrics"), dict):
+            return stored["metrics"]
+        raise ValueError(f"{f} does not hold the references of this data config; delete it to compute it again")
+    metrics = (task or make_task(cfg)).reference_metrics()
+    f.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(f, json.dumps({"inputs": inputs, "metrics": metrics}, indent=1))
     return metrics
 
 
@@ -163,7 +251,7 @@ def measured_or_load(cfg: ExperimentConfig, name: str, compute) -> dict:
 def load_measured(cfg: ExperimentConfig, name: str) -> dict | None:
     """The stored analysis `name` of a run, or None."""
     f = result_dir(cfg) / f"{name}.json"
-    return json.loads(f.read_text()) if f.exists() else None
+    return _read_json(f, "delete it to measure it again") if f.exists() else None
 
 
 def artifacts(cfg: ExperimentConfig) -> dict:
@@ -171,9 +259,16 @@ def artifacts(cfg: ExperimentConfig) -> dict:
     d = result_dir(cfg)
     out = {"dir": d, "topology": None, "events": []}
     if (d / "topology.json").exists():
-        out["topology"] = Graph.from_json((d / "topology.json").read_text())
+        try:
+            out["topology"] = Graph.from_json((d / "topology.json").read_text())
+        except ValueError as err:  # JSONDecodeError, TopologyError
+            raise ValueError(f"{d / 'topology.json'} is not a valid topology ({err}); {_fix(d / 'topology.json')}") from err
     if (d / "events.jsonl").exists():
-        out["events"] = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines() if line]
+        f = d / "events.jsonl"
+        try:
+            out["events"] = [json.loads(line) for line in f.read_text().splitlines() if line]
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{f} is not valid JSON lines ({err}); {_fix(f)}") from err
     return out
 
 
@@ -190,7 +285,7 @@ def load_network(folder: Path, cfg: ExperimentConfig | None = None, device="cpu"
         model = build_model(saved, device=device)
         _load_state(model, tensors, folder)
         return model, saved
-    extra = {k: v for k, v in tensors.items() if "." in k}
+    extra = {k: v for k, v in tensors.items() if is_module_key(k)}
     params = {k: v for k, v in tensors.items() if "." not in k}
     try:
         model = build_model(saved, graph, params, extra, device)

@@ -1,7 +1,7 @@
 """What an experiment trains on: the `Task` interface, and the image task (CIFAR-10 or synthetic images).
 
 A task owns its data and objective; the loop (`lumina.loop`) only calls what `Task` declares. The text task
-(TinyStories next-token prediction) is `lumina.text.TextTask`. `make_task(cfg)` picks one.
+(TinyStories next-token prediction) is `lumina.text.TextTask`; `lumina.build.make_task(cfg)` picks one.
 """
 from __future__ import annotations
 

@@ -6,12 +6,18 @@ window k gives x = tokens[kL : kL+L] and y = tokens[kL+1 : kL+L+1]: every positi
 from the tokens up to t, so one window gives L targets, for LuminaNet (causal by wiring: one slot per
 position, edges only forwards in position) and the GPT-2 baseline (causal by its attention mask) alike.
 Windows may cross a story boundary, like any LM trained on a concatenated stream; the EOT token marks it.
-`cfg.data.train_subset` > 0 keeps the first that many windows. An epoch is one pass over the windows.
+`cfg.data.train_subset` > 0 keeps the first that many windows. An epoch is one pass over the windows. With
+`cfg.data.random_offsets` a window k starts at kL + r, r drawn in [0, L) each time it is read, so a slot (or
+position) does not see the same token pairs every epoch [ours].
+
+Dev split [ours]: with `cfg.data.validation` the last `cfg.data.dev_stories` training stories are held out of
+the training text and are what `evaluate` scores: every choice (variant, learning rate, width) is made on them.
+The V1 validation stories are scored only by runs with `validation=False`, for the reported numbers.
 
 Metrics (`evaluate`), identical for every model: the validation stories (the V1 validation split only) form
 one stream, cut into the same non-overlapping windows; every position of every window is scored, position t
 from the t+1 tokens of its window up to it. With p the model's probability of the true next token v:
-    loss  = mean (-ln p)                        (nats per token)
+    loss  = mean (-ln p)                        (nats per token); loss_by_pos[t]: the mean at position t
     ppl   = exp(loss)                           validation perplexity
     top1  = 100 * mean [argmax = v]             next-token accuracy (%), top5 likewise
     bpb   = sum (-ln p) / ln 2 / sum bytes(v)   bits per UTF-8 byte
@@ -29,6 +35,7 @@ import torch.nn.functional as F
 from .config import ExperimentConfig
 from .data.common import DataError
 from .data.stories import EOT, load_stories
+from .ngram import KneserNeyLM
 from .data.tokenizer import encode_corpus, get_tokenizer, token_bytes, train_tokenizer
 
 __all__ = ["TextTask", "UnigramLM", "evaluate_lm", "windows"]
@@ -49,12 +56,15 @@ def evaluate_lm(model, wins: torch.Tensor, nbytes: torch.Tensor, batch_size: int
     was = model.training
     model.eval()
     nll, c1, c5 = 0.0, 0, 0
+    by_pos = torch.zeros(wins.shape[1] - 1, dtype=torch.float64)
     try:
         for a in range(0, len(wins), batch_size):
             w = wins[a:a + batch_size]
             x, y = w[:, :-1], w[:, 1:].reshape(-1)
             logits = model(x).float().flatten(0, 1)  # (B*L, V)
-            nll += float(F.cross_entropy(logits, y, reduction="sum").double())
+            tok = F.cross_entropy(logits, y, reduction="none").double()  # (B*L,)
+            by_pos += tok.view(len(w), -1).sum(0).cpu()
+            nll += float(tok.sum())
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices.eq(y.view(-1, 1))
             c1 += int(top[:, :1].any(1).sum())
             c5 += int(top.any(1).sum())
@@ -64,7 +74,21 @@ def evaluate_lm(model, wins: torch.Tensor, nbytes: torch.Tensor, batch_size: int
     n_bytes = int(nbytes[wins[:, 1:].reshape(-1).cpu()].sum())
     loss = nll / n
     return {"loss": loss, "ppl": math.exp(min(loss, 700.0)), "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n,
-            "bpb": nll / math.log(2) / max(n_bytes, 1), "n_tokens": n}
+            "bpb": nll / math.log(2) / max(n_bytes, 1), "n_tokens": n,
+            "loss_by_pos": (by_pos / len(wins)).tolist()}
+
+
+POSITION_BUCKETS = ((0, 1), (1, 4), (4, 16), (16, 64))  # positions 0 | 1-3 | 4-15 | 16-63 (book chapter 4)
+
+
+def bucket_ppl(loss_by_pos: list[float], buckets=POSITION_BUCKETS) -> dict[str, float]:
+    """Perplexity per bucket of positions, from the per-position mean losses: {"0": .., "1-3": .., ...}."""
+    out = {}
+    for a, b in buckets:
+        b = min(b, len(loss_by_pos))
+        if a < b:
+            out[str(a) if b == a + 1 else f"{a}-{b - 1}"] = math.exp(sum(loss_by_pos[a:b]) / (b - a))
+    return out
 
 
 class UnigramLM(torch.nn.Module):
@@ -92,6 +116,7 @@ class TextTask:
                  tokenizer=None, eval_batch: int = 128):
         d, m = cfg.data, cfg.model
         self.cfg, self.context, self.eval_batch = cfg, m.context, eval_batch
+        self.random_offsets = d.random_offsets
         self.smoothing = cfg.train.label_smoothing
         if stories is None:
             train, val = load_stories("train", d.n_stories), load_stories("validation")
@@ -101,6 +126,12 @@ class TextTask:
         if tokenizer is None:
             tokenizer = train_tokenizer(train, d.vocab_size) if stories is not None else get_tokenizer(cfg, train)
         self.tokenizer = tokenizer
+        # the dev split (after the tokenizer, so dev runs and reported runs share one tokenizer): the last
+        # dev_stories training stories, never trained on
+        if d.validation:
+            if d.dev_stories >= len(train):
+                raise DataError(f"dev_stories={d.dev_stories} leaves no training stories (there are {len(train)})")
+            train, val = train[:-d.dev_stories], train[-d.dev_stories:]
         self.eot = tokenizer.token_to_id(EOT)
         if self.eot is None:
             raise ValueError(f"the tokenizer has no {EOT} token")
@@ -135,7 +166,13 @@ class TextTask:
     def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None):
         """Windows `idx`: x (B, L) int64 and y (B, L), the next token at every position. `gen` is unused
         (text has no augmentation); it is accepted for the `Task` interface."""
-        w = self.train_windows[torch.as_tensor(idx, dtype=torch.int64).to(self.train_windows.device)]
+        idx = torch.as_tensor(idx, dtype=torch.int64)
+        if self.random_offsets:  # window k read from kL + r, r in [0, L), clipped to the stream's end
+            L = self.context
+            start = (idx * L + torch.randint(0, L, idx.shape, generator=gen)).clamp(max=len(self.train_tokens) - L - 1)
+            w = self.train_tokens[start.view(-1, 1) + torch.arange(L + 1)].to(self.train_windows.device)
+        else:
+            w = self.train_windows[idx.to(self.train_windows.device)]
         return w[:, :-1], w[:, 1:]
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -146,6 +183,14 @@ class TextTask:
 
     def example(self) -> torch.Tensor:
         return self.val_windows[:1, :-1]
+
+    def reference_metrics(self) -> dict[str, dict]:
+        """The n-gram references (unigram, Kneser-Ney bigram and trigram of the training windows' tokens)
+        scored on this task's evaluation windows, per-position losses included (`lumina.ngram`)."""
+        tokens = self.train_windows[:, 1:].reshape(-1).cpu() if self.cfg.data.train_subset else self.train_tokens
+        return {"unigram": self.unigram_metrics(),
+                "bigram": self.evaluate(KneserNeyLM(tokens, self.n_out, 2)),
+                "trigram": self.evaluate(KneserNeyLM(tokens, self.n_out, 3))}
 
     def unigram_metrics(self) -> dict:
         """The validation metrics of `UnigramLM` (the training windows' token frequencies): what a model

@@ -12,6 +12,7 @@ The kind is therefore a function of the ids; it is stored for readability and ch
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field
 
 EDGE_KINDS = ("feedforward", "feedback", "recurrent")
@@ -52,21 +53,42 @@ class Graph:
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def initial(cls, n_slots: int, size: int, connect: str = "none", causal: bool = False) -> "Graph":
-        """One cluster per slot. `connect="none"` evolves connections from scratch (the paper's
-        default); `"dense"` adds every feedforward edge (the densely connected start of Table 5);
-        `"dense_fb"` adds every feedforward and every feedback edge (a fixed two-way wiring)."""
+    def initial(cls, n_slots: int, size: int, connect: str = "none", causal: bool = False,
+                per_slot: int = 1, seed: int = 0) -> "Graph":
+        """`per_slot` clusters per slot (a recurrent text network: one slot, the current token, read by every
+        cluster). `connect="none"` evolves connections from scratch (the paper's default); `"dense"` adds every
+        feedforward edge (the densely connected start of Table 5); `"dense_fb"` adds every feedforward and
+        every feedback edge (a fixed two-way wiring); `"recurrent"` a self-loop on every cluster. Causal text
+        patterns [ours]: `"multiscale"`: slot t reads slots t-1, t-2, t-4, ... and itself (a self-loop);
+        `"random"`: 3 random earlier slots (drawn from `seed`) and itself."""
         g = cls(n_slots=n_slots, causal=causal)
         for s in range(n_slots):
-            g.add_cluster(slot=s, size=size)
+            for _ in range(per_slot):
+                g.add_cluster(slot=s, size=size)
+        ids = g.ids
         if connect in ("dense", "dense_fb"):
-            for j in range(n_slots):
-                for i in range(j + 1, n_slots):
+            for a, j in enumerate(ids):
+                for i in ids[a + 1:]:
                     g.add_edge(j, i)
                     if connect == "dense_fb" and not causal:
                         g.add_edge(i, j)
+        elif connect == "recurrent":
+            for i in ids:
+                g.add_edge(i, i)
+        elif connect in ("multiscale", "random"):
+            if per_slot != 1:
+                raise ValueError(f"init_connect={connect!r} wires one cluster per slot, got per_slot={per_slot}")
+            rng = random.Random(f"init-{seed}")
+            for t in ids:
+                if connect == "multiscale":
+                    srcs = [t - 2 ** k for k in range(t.bit_length()) if t - 2 ** k >= 0]
+                else:
+                    srcs = rng.sample(range(t), min(3, t))
+                for j in sorted(srcs) + [t]:
+                    g.add_edge(j, t)
         elif connect != "none":
-            raise ValueError(f"unknown initial connectivity {connect!r}; valid: 'none', 'dense', 'dense_fb'")
+            raise ValueError(f"unknown initial connectivity {connect!r}; valid: 'none', 'dense', 'dense_fb', "
+                             "'recurrent', 'multiscale', 'random'")
         return g
 
     def add_cluster(self, slot: int, size: int, born: int = 0, parent: int | None = None) -> Cluster:
@@ -204,8 +226,6 @@ def random_graph(n_slots: int = 12, size: int = 6, n_splits: int = 6, n_edges: i
                  causal: bool = False) -> Graph:
     """An 'evolved-looking' topology for tests and benchmarks: the initial clusters, `n_splits` split children
     (same slot as their parent), random typed edges (only forwards in position when `causal`), random sizes."""
-    import random
-
     rng = random.Random(seed)
     g = Graph.initial(n_slots, size, causal=causal)
     for _ in range(n_splits):

@@ -121,11 +121,48 @@ def plot_history(history: list[dict], keys=("train_loss", "test_top1", "n_cluste
 def plot_events(events: list[dict], ax=None):
     """Cumulative count of each evolution op over training."""
     ax = ax or plt.subplots(figsize=(6, 3))[1]
-    for op in ("split", "grow", "reduce", "connect", "prune"):
+    for op in dict.fromkeys(e["op"] for e in events):  # every op the log holds (swap included), first seen first
         steps = sorted(e["step"] for e in events if e["op"] == op)
         if steps:
             ax.step(steps, range(1, len(steps) + 1), where="post", label=op)
     ax.set_xlabel("step")
     ax.set_ylabel("events (cumulative)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_by_position(curves: dict[str, list[float]], ax=None, title: str | None = None):
+    """Perplexity at each position of the window (log scale), one line per model: a model that uses its
+    context falls as the position grows; a table of bigram counts stays flat after position 0."""
+    import math
+
+    ax = ax or plt.subplots(figsize=(6.4, 3.6))[1]
+    for name, losses in curves.items():
+        style = dict(ls="--", lw=1.2) if "table" in name or "gram" in name else dict(lw=1.8)
+        ax.plot(range(len(losses)), [math.exp(v) for v in losses], label=name, **style)
+    ax.set(xlabel="position in the window (tokens seen - 1)", ylabel="perplexity", yscale="log", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_scaling(rows: list[dict], fits: dict, ax=None, extend_to: float | None = None):
+    """Validation perplexity against predicted training tokens (log-log), one colour per model, with each
+    model's power-law fit drawn out to `extend_to` tokens (dotted beyond the measured budgets)."""
+    import math
+
+    ax = ax or plt.subplots(figsize=(6.4, 3.8))[1]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
+        pts = sorted((r["predicted tokens"], r["perplexity"]) for r in rows if r["model"] == model)
+        ax.plot(*zip(*pts), "o", color=colours[k], label=model)
+        if model in fits:
+            f, lo, hi = fits[model], pts[0][0], pts[-1][0]
+            ppl = lambda n: math.exp(math.exp(f["ln_a"] - f["b"] * math.log(n)))  # noqa: E731 (loss -> ppl)
+            ax.plot([lo, hi], [ppl(lo), ppl(hi)], "-", color=colours[k], lw=1)
+            if extend_to and extend_to > hi:
+                ax.plot([hi, extend_to], [ppl(hi), ppl(extend_to)], ":", color=colours[k], lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="predicted training tokens", ylabel="validation perplexity")
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return ax

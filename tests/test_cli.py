@@ -2,16 +2,22 @@
 
 Each case runs the real command line (`python -m lumina ...`) in a subprocess, with the results store and
 the runs folder in temporary folders and a network guard (see `_no_network`) that records any attempt to
-connect, so "missing data" is proven not to try a download. Also: `parse_overrides` and relative paths.
+connect, so "missing data" is proven not to try a download. Also: `parse_overrides`, relative paths, the
+benchmark and GPU scripts, the rerun hint of a chapter, and every chapter parameter given a bad value
+(papermill: the chapter's first code cell fails with one readable line).
 """
+import ast
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from lumina.chapters import check_parameters
+from lumina.cli import _key_values, _parser, train_command
 from lumina.config import parse_overrides, resolve
 from lumina.paths import data_root
 from lumina.published import RUN_SETS
@@ -153,3 +159,142 @@ def test_relative_data_root_is_resolved_once(tmp_path, monkeypatch):
     assert data_root() == Path.home() / "x"
     monkeypatch.delenv("LUMINA_DATA")
     assert data_root() == ROOT / "data"
+
+
+def test_train_command_carries_every_override():
+    """Chapter 2's "rerun from the shell" hint: the command, parsed as the shell and the CLI would, resolves
+    to the very config the chapter ran (it used to drop every override but the seed)."""
+    cfg = resolve("evolution", "full", seed=3, overrides='{"connect_k": 8, "aggregate": "sum", "lr": 0.001}')
+    cmd = train_command(cfg)
+    assert cmd.startswith("python -m lumina train evolution --profile full ") and "--set connect_k=8" in cmd
+    a = _parser().parse_args(shlex.split(cmd)[3:])
+    assert resolve(a.name, a.profile, **_key_values(a.set, "--set")) == cfg
+    assert train_command(resolve("evolution", "smoke")) == "python -m lumina train evolution --profile smoke"
+
+
+# ---- the other entry points: benchmarks, the GPU script, the README -----------------------------------------
+def test_benchmarks_help_unknown_part_and_missing_data(tmp_path):
+    """`python -m benchmarks --help` printed "unknown benchmark part(s) ['--help']" with exit status 1."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LUMINA_DATA": str(tmp_path)}
+    bench = lambda *args: subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=ROOT, env=env,
+                                         capture_output=True, text=True, timeout=300)
+    p = bench("--help")
+    assert p.returncode == 0 and "python -m benchmarks executor epoch" in p.stdout and not p.stderr, p.stderr
+    p = bench("bogus")
+    assert_user_error((p.returncode, p.stdout, p.stderr.splitlines()), "unknown benchmark part(s) ['bogus']", "--help")
+    p = bench("epoch")  # no CIFAR-10 under LUMINA_DATA: the data error's line, not a traceback
+    assert_user_error((p.returncode, p.stdout, p.stderr.splitlines()), "benchmark epoch: CIFAR-10", "LUMINA_DATA")
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="the script's default python is .venv's")
+def test_gpu_script_uses_the_project_python_and_says_why_it_stops():
+    """`bash scripts/gpu_run_set.sh gpu paper` as the README shows it: the project's python (the system python3
+    has no torch: it ended in ModuleNotFoundError), and on a machine without CUDA one `error:` line."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine would start the run set")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    p = subprocess.run(["bash", "scripts/gpu_run_set.sh", "gpu", "paper"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert_user_error((p.returncode, p.stdout, p.stderr.splitlines()), "no CUDA device")
+    p = subprocess.run(["bash", "scripts/gpu_run_set.sh"], cwd=ROOT, env={**env, "PYTHON": "no-such-python"},
+                       capture_output=True, text=True, timeout=60)
+    assert_user_error((p.returncode, p.stdout, p.stderr.splitlines()), "no-such-python not found", "make venv")
+
+
+def test_readme_rerun_section_names_real_run_sets_and_the_data_variable():
+    """The run sets README's "Rerun things" lists exist (the chapters' ones among them), and it says where the
+    data must be before the first command."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Rerun things"):]
+    section = section[: section.index("\n## ", 3)]
+    listed = re.search(r"# every run a chapter shows .*?; sets: (.*?)\n\.venv", section, re.S).group(1)
+    names = [n.strip(" #\n") for n in listed.replace("\n#", " ").split(",")]
+    assert set(names) <= set(RUN_SETS), sorted(set(names) - set(RUN_SETS))
+    assert {"cifar10", "cifar10_widths", "cifar10_ablation", "tinystories", "tinystories_controls"} <= set(names)
+    assert section.index("export LUMINA_DATA=") < section.index("-m lumina train")
+
+
+# ---- chapter parameters ---------------------------------------------------------------------------------
+CHAPTERS = ROOT / "book" / "chapters"
+# One bad value per parameter name (the same rule wherever the name is used), and what the message must say.
+BAD = {
+    "profile": ("bogus", "unknown profile 'bogus'; valid: smoke, full, paper"),
+    "seed": (-1, "seed=-1 must be an integer in [0, "),
+    "d_hidden": (0, "d_hidden=0 must be an integer in [1, "),
+    "size": (0, "size=0 must be an integer in [1, "),
+    "retrain": ("yes", "retrain must be True or False, got 'yes'"),
+    "n_random": (0, "n_random=0 must be an integer in [2, "),
+    "aggregate": ("max", "aggregate='max'; valid: 'mean', 'sum'"),
+    "overrides": ('{"bogus": 1}', "unknown config field 'bogus'"),  # text, as papermill -p passes it
+    "quick": ('{"epochs": -1}', "quick: invalid config for evolution/smoke: epochs=-1"),
+}
+
+
+def chapter_parameters(nb_path: Path) -> list[str]:
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    return [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets
+            if isinstance(t, ast.Name)]
+
+
+CASES = [pytest.param(nb, name, id=f"{nb.stem}-{name}") for nb in sorted(CHAPTERS.glob("*.ipynb"))
+         for name in chapter_parameters(nb)]
+
+
+def test_every_chapter_parameter_has_a_rule_and_its_defaults_pass():
+    unruled = [p.id for p in CASES if p.values[1] not in BAD]
+    assert not unruled, f"chapter parameters without a bad value to test (and maybe without a rule): {unruled}"
+    for nb in sorted(CHAPTERS.glob("*.ipynb")):  # the defaults themselves are valid
+        nb_json = json.loads(nb.read_text(encoding="utf-8"))
+        cell = next(c for c in nb_json["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+        values = {}
+        exec("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"], {}, values)
+        check_parameters(experiment="evolution", **values)
+
+
+def _first_cells(nb_path: Path, out: Path) -> Path:
+    """The chapter up to its first code cell after `parameters` (where the check runs): a check that let a bad
+    value through must not go on to train."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    cells = nb["cells"]
+    i = next(k for k, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    j = next(k for k in range(i + 1, len(cells)) if cells[k]["cell_type"] == "code")
+    nb["cells"] = cells[: j + 1]
+    out.write_text(json.dumps(nb), encoding="utf-8")
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nb_path, name", CASES)
+def test_a_bad_chapter_parameter_fails_the_first_code_cell_with_one_line(tmp_path, nb_path, name):
+    """papermill with one bad value: the cell after `parameters` raises a ValueError whose one line names the
+    parameter (before: ZeroDivisionError, StatisticsError, TypeError, or a chapter that ran to the end)."""
+    pm = pytest.importorskip("papermill")
+    value, fragment = BAD[name]
+    src = _first_cells(nb_path, tmp_path / nb_path.name)
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters={name: value}, kernel_name="python3",
+                            cwd=str(CHAPTERS), progress_bar=False, execution_timeout=300)
+    e = err.value
+    assert e.ename == "ValueError" and fragment in e.evalue and "\n" not in e.evalue, (e.ename, e.evalue)
+    executed = json.loads((tmp_path / "out.ipynb").read_text(encoding="utf-8"))
+    failed = [c for c in executed["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert len(failed) == 1 and "check_parameters(" in "".join(failed[0]["source"])
+
+
+def test_a_diverging_run_is_one_error_line(monkeypatch, capsys):
+    """A NaN loss (`NonFiniteLoss`) ends `train` with one `error:` line naming the step, exit status 1."""
+    from lumina import cli, loop
+
+    def diverge(*a, **k):
+        raise loop.NonFiniteLoss("loss is nan at step 51 of synthetic/smoke; last good checkpoint: none (kept). "
+                                 "Lower lr or enable grad_clip.")
+    monkeypatch.setattr("lumina.results.train_or_load_state", diverge)
+    assert cli.main(["train", "synthetic", "--profile", "smoke"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: loss is nan at step 51") and err.count("\n") == 1 and "Traceback" not in err

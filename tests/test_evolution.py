@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lumina.config import EvolutionConfig, resolve
 from lumina.evolution import ops
-from lumina.evolution.policy import OPS, EvolutionPolicy, s2_grad
+from lumina.evolution.policy import OPS, EvolutionPolicy, _Signals, s2_grad
 from lumina.evolution.replay import apply_event, replay
 from lumina.loop import apply_change, train
 from lumina.model import LuminaNet, ckey, ekey, forward_fast, forward_reference
@@ -121,7 +121,7 @@ def test_split_inherits_edges_and_is_exact_for_the_last_cluster_under_sum(x, cl)
     g.add_edge(4, 11)
     m = image_model(g, aggregate="sum", cl=cl)
     before = channel_sum(m, x)
-    ch = ops.split(m.graph, m.params_dict(), 11, [1, 3])
+    ch = ops.split(m.graph, m.params_dict(), 11, [1, 3], aggregate="sum")
     assert {(2, 12), (4, 12)} <= set(ch.graph.edges) and sorted(ch.edges) == [(2, 12), (4, 12)]
     assert torch.equal(ch.params[ekey(2, 12)], ch.params[ekey(2, 11)])
     if cl == "source":
@@ -138,8 +138,7 @@ def test_split_of_self_loop_gives_parent_child_pair():
     assert {(1, 1), (1, 3), (3, 1), (3, 3)} <= set(ch.graph.edges)
 
 
-def test_split_respects_the_in_degree_cap():
-    """B3: a child copies its parent's in- and out-edges only where the cap admits them."""
+def _capped_graph():
     g = Graph.initial(8, 6)
     for j in (0, 1, 2, 3):
         g.add_edge(j, 5)  # parent 5 has in-degree 4
@@ -148,23 +147,142 @@ def test_split_respects_the_in_degree_cap():
     g.add_edge(5, 6)  # 6 has in-degree 4: full under a cap of 4
     g.add_edge(5, 7)  # 7 has in-degree 1
     g.add_edge(5, 5)  # the self-loop adds 5->child, child->5, child->child
+    return g
+
+
+def test_split_keeps_every_inherited_edge_even_at_the_cap():
+    """Issue 22: the cap limits new connections, never inherited ones. Every cluster that read the parent
+    reads the child too (6 goes one above a cap of 4); the v2 split (`max_in_degree`) dropped what the cap
+    did not admit."""
+    g = _capped_graph()
     params = random_params(g, D_IN, D)
-    cap = 4
-    assert max(g.in_degree(i) for i in g.ids) == 5  # 5 itself: 4 + its self-loop (a pre-existing excess)
-    uncapped = ops.split(g, params, 5, [0, 1, 2])
-    assert max(uncapped.graph.in_degree(i) for i in uncapped.graph.ids) > cap + 1  # what v1 did
-    ch = ops.split(g, params, 5, [0, 1, 2], max_in_degree=cap)
+    ch = ops.split(g, params, 5, [0, 1, 2])
+    h, child = ch.graph, ch.graph.next_id - 1
+    inherited = [ab for ab, _ in ops.inherited_edges(g, 5, child)]
+    assert sorted(ch.edges) == sorted(inherited) and set(h.edges) == set(g.edges) | set(inherited)
+    assert h.in_degree(6) == 5 and (child, 6) in h.edges and (child, 7) in h.edges
+    assert h.in_degree(child) == g.in_degree(5) + 1 and h.in_degree(5) == g.in_degree(5) + 1  # + p->c, c->p
+    image_model(h).set_topology(h, ch.params)  # parameters match the topology
+    v2 = ops.split(g, params, 5, [0, 1, 2], max_in_degree=4)  # the v2 split, for stored runs and the ablation
+    assert (child, 6) not in v2.graph.edges and (child, 7) in v2.graph.edges
+    assert all(v2.graph.in_degree(i) <= max(4, g.in_degree(i)) for i in v2.graph.ids)
+    assert all(torch.equal(v2.params[ekey(*e)], params[ekey(*e)]) for e in g.edges)  # no gate rescaled
+
+
+def test_split_edge_kinds_and_gates():
+    """The child has the highest id: feedforward in-edges and feedback out-edges keep their kind; a feedback
+    in-edge becomes feedforward, a feedforward out-edge feedback, a self-loop gives ff/fb/recurrent edges. Under
+    the mean every cluster that gains an in-edge (n -> n+1) has its gates scaled by (n+1)/n, copies included;
+    under the sum nothing is rescaled."""
+    g = Graph.initial(6, 4)
+    for e in ((0, 3), (5, 3), (3, 1), (3, 4), (2, 4), (3, 3)):
+        g.add_edge(*e)
+    params = random_params(g, D_IN, D)
+    ch = ops.split(g, params, 3, [0, 1], aggregate="mean")
+    h, c = ch.graph, 6
+    kinds = {e: h.edges[e].kind for e in ch.edges}
+    assert kinds == {(0, 6): "feedforward", (5, 6): "feedforward",  # ff stays ff; the feedback 5->3 turns ff
+                     (6, 1): "feedback", (6, 4): "feedback",  # fb stays fb; the feedforward 3->4 turns fb
+                     (3, 6): "feedforward", (6, 3): "feedback", (6, 6): "recurrent"}  # from the self-loop
+    for t, n in ((1, 1), (4, 2), (3, 3)):  # targets of the parent (3 through its self-loop): n -> n + 1
+        for e in g.in_edges(t):
+            assert torch.allclose(ch.params[ekey(e.src, t)], params[ekey(e.src, t)] * ((n + 1) / n))
+            assert ch.lineage[ekey(e.src, t)] == (ekey(e.src, t), None)  # the optimizer state carries over
+    assert torch.equal(ch.params[ekey(c, 4)], ch.params[ekey(3, 4)])  # the copies read like the parent
+    assert torch.allclose(ch.params[ekey(0, c)], params[ekey(0, 3)] * (4 / 3))
+    summed = ops.split(g, params, 3, [0, 1], aggregate="sum")
+    assert all(summed.params[ekey(*e)] is params[ekey(*e)] for e in g.edges)
+
+
+def _pass2(m, x) -> dict:
+    with torch.no_grad():
+        return dict(zip(m.graph.ids, forward_reference(m, m.encode_inputs(x))))
+
+
+def _installed(m: LuminaNet, ch: ops.Change) -> LuminaNet:
+    """A copy of `m` with the change installed (the OL and embeddings shared)."""
+    m2 = copy.deepcopy(m)
+    m2.set_topology(ch.graph, ch.params)
+    return m2
+
+
+def _reference(m: LuminaNet, x) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Pass-2 cluster outputs, logits, and logits with LayerNorm's eps at 0 (then exactly scale-free)."""
+    eps, logits = m.norm.eps, outputs(m, x)
+    m.norm.eps = 0.0
+    logits0 = outputs(m, x)
+    m.norm.eps = eps
+    return _pass2(m, x), logits, logits0
+
+
+def split_error(m: LuminaNet, x, parent: int, moved: list[int], before=None) -> tuple[float, float, float, ops.Change]:
+    """Max |difference| after splitting `parent` of `m` (under its own aggregation) of the pass-2 cluster
+    outputs (f2_p' + f2_c against f2_p, every other f2 against itself), of the logits, and of the logits with
+    LayerNorm's eps at 0 (the OL's mean over one more cluster then changes nothing). `before`: `_reference(m, x)`."""
+    f2, logits, logits0 = before or _reference(m, x)
+    ch = ops.split(m.graph, m.params_dict(), parent, moved, aggregate=m.aggregate)
+    after, new, new0 = _reference(_installed(m, ch), x)
     child = ch.graph.next_id - 1
-    h = ch.graph
-    assert h.in_degree(child) <= cap and h.in_degree(6) == 4 and (child, 6) not in h.edges
-    assert (child, 7) in h.edges  # room there
-    assert all(h.in_degree(i) <= max(cap, g.in_degree(i)) for i in h.ids)  # nothing rose above the cap
-    assert set(ch.edges) == set(h.edges) - set(g.edges) and set(params) - {ekey(*e) for e in g.edges} \
-        <= set(ch.params)
-    image_model(h).set_topology(h, ch.params)  # parameters match the capped topology
+    err = max(float((after[i] - f2[i]).abs().max()) for i in f2 if i != parent)
+    err = max(err, float((after[parent] + after[child] - f2[parent]).abs().max()))
+    return err, float((new - logits).abs().max()), float((new0 - logits0).abs().max()), ch
 
 
-@pytest.mark.parametrize("op", ["grow", "reduce", "split", "connect", "prune"])
+def _split_cases(text: bool, cl: str, aggregate: str):
+    """(model, input, graphs) for image or causal text networks: evolved-looking graphs with every kind of
+    edge, and dense feedforward starts (where every split is exact)."""
+    n_slots = 6 if text else 12
+    graphs = [random_graph(n_slots, seed=s, n_edges=12 if text else 24, causal=text) for s in range(2)]
+    graphs.append(Graph.initial(n_slots, 5, connect="dense", causal=text))
+    for g in graphs:
+        if text:  # readout "context": LayerNorm(mean of the clusters of slots <= t), scale-free like the image OL
+            m = LuminaNet(g, d_in=6, d_hidden=D, n_out=40, input_kind="tokens", vocab_size=40, aggregate=aggregate,
+                          cl=cl, readout="context", params=random_params(g, 6, D, 1, cl))
+            yield m, torch.randint(0, 40, (5, n_slots), generator=torch.Generator().manual_seed(1))
+        else:
+            yield image_model(g, aggregate=aggregate, cl=cl, seed=1), torch.randn(5, 3, 32, 32)
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["image", "text"])
+@pytest.mark.parametrize("cl", ["source", "edge"])
+@pytest.mark.parametrize("aggregate", ["mean", "sum"])
+def test_split_preserves_the_outputs_where_it_says_it_is_exact(text, cl, aggregate):
+    """Issue 22: split every cluster of evolved-looking and dense graphs. Where `split_inexact_reason` is None
+    every pass-2 cluster output is preserved to float rounding (f2_p' + f2_c = f2_p), and the logits too (up to
+    LayerNorm's eps: the OL's mean has one more cluster); every split of a dense feedforward start is exact;
+    the inexact ones do change the function (the check is not vacuous)."""
+    exact, inexact = [], []
+    for m, x in _split_cases(text, cl, aggregate):
+        dense, before = not any(e.kind != "feedforward" for e in m.graph.edges.values()), _reference(m, x)
+        for p in m.graph.ids:
+            size = m.graph.clusters[p].size
+            if size < 2:
+                continue
+            why = ops.split_inexact_reason(m.graph, p, aggregate)
+            assert why is None or not dense, (p, why)
+            err, logit_err, logit_err0, ch = split_error(m, x, p, list(range(size // 2)), before)
+            assert set(m.graph.edges) <= set(ch.graph.edges)  # wiring kept
+            if why is None:
+                assert err < 1e-5 and logit_err0 < 1e-5 and logit_err < 1e-2, (p, err, logit_err0, logit_err)
+                exact.append(err)
+            else:
+                inexact.append(err)
+    assert len(exact) >= 15 and len(inexact) >= 5, (len(exact), len(inexact))
+    assert max(inexact) > 1e-3
+
+
+def test_split_under_the_slot_plus_context_readout_keeps_the_clusters_not_the_logits():
+    """Documented: the text OL "slot+context" adds slot t's mean and the mean over slots <= t, whose cluster
+    counts a split changes differently, so the logits move although every cluster output is preserved."""
+    g = Graph.initial(5, 4, connect="dense", causal=True)
+    m = text_model(g, aggregate="mean", seed=2)
+    assert m.readout_kind == "slot+context"
+    x = torch.randint(0, 40, (4, 5), generator=torch.Generator().manual_seed(0))
+    err, _, logit_err0, _ = split_error(m, x, 2, [0, 1])
+    assert err < 1e-5 and logit_err0 > 1e-3
+
+
+@pytest.mark.parametrize("op", ["grow", "reduce", "split", "connect", "prune", "swap"])
 def test_ops_keep_invariants_and_do_not_mutate_inputs(op):
     g = random_graph(seed=5)
     params = random_params(g, D_IN, D)
@@ -176,7 +294,8 @@ def test_ops_keep_invariants_and_do_not_mutate_inputs(op):
           "reduce": lambda: ops.reduce(g, params, 0, [0]),
           "split": lambda: ops.split(g, params, 0, [0]),
           "connect": lambda: ops.connect(g, params, *free, ()),
-          "prune": lambda: ops.prune(g, params, src, dst)}[op]()
+          "prune": lambda: ops.prune(g, params, src, dst),
+          "swap": lambda: ops.swap(g, params, dst, src, next(j for j in g.ids if (j, dst) not in g.edges), ())}[op]()
     assert g.to_json() == snapshot  # pure: neither the graph nor any input tensor changed
     assert set(params) == set(copies) and all(torch.equal(params[k], copies[k]) for k in params)
     ch.graph.validate()  # no dangling edges, feedforward edges go up
@@ -478,9 +597,12 @@ def test_fast_probe_trace_matches_the_reference_trace():
 
 # ---- the policy in training: every mechanism fires, the cap holds ------------------------------------
 def test_every_event_kind_fires_at_the_default_thresholds():
+    """Pruning at its default threshold (0.1x the median saliency) is rare: 0-1 times per 50-epoch CIFAR-10
+    run (issue 22), so 0 or 1 time in this 32-step run (with splits that keep their wiring, 0 at seed 0); the
+    test below checks it fires at the evolution chapter's smoke value (0.5x)."""
     r = train(resolve("synthetic", "smoke", threads=1), **QUIET)
     c = r.result["event_counts"]
-    assert all(c[op] > 0 for op in OPS), c
+    assert all(c[op] > 0 for op in OPS if op != "prune") and c["swap"] == 0, c  # swaps are off by default
     assert replay(Graph.initial(12, 8), r.events).to_dict() == r.model.graph.to_dict()
 
 
@@ -503,31 +625,180 @@ def test_each_mechanism_off_in_turn_leaves_the_others_firing(off):
     assert all(c[op] > 0 for op in expected), (off, c)
 
 
-def test_in_degrees_never_exceed_the_cap_over_many_events():
-    """B3 in training: after every event of a long run with a small cap, no in-degree exceeds it, and the
-    cap did drop edges a split child would otherwise have inherited."""
-    cap = 2
-    cfg = resolve("synthetic", "smoke", threads=1, epochs=4.0, max_in_degree=cap, evolve_every=2, connect_k=6)
-    r = train(cfg, **QUIET)
-    initial = Graph.initial(12, cfg.model.init_size)
-    assert len(r.events) > 100 and r.result["event_counts"]["split"] > 3
-    g, dropped = initial.copy(), 0
-    for e in r.events:
-        if e["op"] == "split":
-            parent, child = e["clusters"]
-            dropped += len(ops.inherited_edges(g, parent, child)) - len(e["edges"])
+def check_in_degrees(initial: Graph, events: list[dict], cap: int, m_min: int = 1) -> Graph:
+    """Replay `events` one by one: connect never takes a cluster above the cap, a swap keeps its target's
+    in-degree, a split adds exactly its inherited edges (none dropped: each reader of the parent gains one
+    in-edge, over the cap if need be), nothing else raises an in-degree, no size falls below `m_min`.
+    Returns the replayed graph."""
+    g = initial.copy()
+    for e in events:
+        before, op = g.copy(), e["op"]
         apply_event(g, e)
-        assert max(g.in_degree(i) for i in g.ids) <= cap, e
-        assert min(c.size for c in g.clusters.values()) >= cfg.evolution.m_min
-    assert dropped > 0
+        n0, n1 = ({i: h.in_degree(i) for i in h.ids} for h in (before, g))
+        if op == "split":
+            parent, child = e["clusters"]
+            inherited = [ab for ab, _ in ops.inherited_edges(before, parent, child)]
+            assert sorted(map(tuple, e["edges"])) == sorted(inherited), e
+            assert all(n1[i] == n0[i] + sum(b == i for _, b in inherited) for i in n0), e
+        elif op == "connect":
+            assert n1[e["clusters"][1]] <= cap, e
+        elif op == "swap":
+            assert n1 == n0 and n1[e["clusters"][2]] >= min(cap, n0[e["clusters"][2]]), e
+        else:
+            assert all(n1[i] <= n0[i] for i in n0), e
+        assert min(c.size for c in g.clusters.values()) >= m_min
+    return g
+
+
+def test_only_inherited_edges_go_above_the_cap_over_many_events():
+    """B3 and issue 22 in training, a long run with a small cap and swaps on: connect and swap never take a
+    cluster above the cap, splits keep every inherited edge, the log replays to the final graph."""
+    cap = 2
+    cfg = resolve("synthetic", "smoke", threads=1, epochs=4.0, max_in_degree=cap, evolve_every=2, connect_k=6,
+                  swap_k=2, swap_ratio=0.5, split_keep_wiring=True)
+    r = train(cfg, **QUIET)
+    counts = r.result["event_counts"]
+    assert len(r.events) > 100 and counts["split"] > 3 and counts["swap"] > 0, counts
+    initial = Graph.initial(12, cfg.model.init_size)
+    g = check_in_degrees(initial, r.events, cap, cfg.evolution.m_min)
     assert g.to_dict() == r.model.graph.to_dict()
+    assert max(g.in_degree(i) for i in g.ids) > cap  # inherited edges were kept over the cap
+
+
+def _at_cap_model(cap: int, seed: int = 0) -> LuminaNet:
+    """12 image clusters, each reading `cap` random others: every cluster at the cap."""
+    rng = random.Random(seed)
+    g = Graph.initial(12, 6)
+    for i in g.ids:
+        for j in rng.sample([j for j in g.ids if j != i], cap):
+            g.add_edge(j, i)
+    return image_model(g, seed=seed)
+
+
+def test_a_swap_keeps_every_in_degree_at_the_cap_and_replays_exactly():
+    """Issue 22: with every cluster at the cap, connect adds nothing, but swaps replace weak in-edges by better
+    candidates: one event per swap, in-degrees unchanged (<= the cap), the log replays to the graph."""
+    cap = 3
+    m = _at_cap_model(cap)
+    initial = m.graph.copy()
+    cfg = EvolutionConfig(grow=False, reduce=False, split=False, prune_frac=0.0, min_edge_age=0, max_in_degree=cap,
+                          swap_k=3, swap_ratio=0.1)
+    pol = EvolutionPolicy(cfg, 0)
+    x, y = _probe(m, 8)
+    ch = pol.evolve(m, x, y, F.cross_entropy, 10)
+    assert [e.op for e in pol.events] == ["swap"] * 3
+    install(m, ch)
+    events = [e.to_dict() for e in pol.events]
+    for e in events:
+        old, new, dst = e["clusters"]
+        assert (old, dst) in initial.edges and (old, dst) not in m.graph.edges and m.graph.edges[(new, dst)].born == 10
+        assert e["kind"] == m.graph.edges[(new, dst)].kind
+    assert all(m.graph.in_degree(i) == cap for i in m.graph.ids)
+    check_in_degrees(initial, events, cap)
+    assert replay(initial, events).to_dict() == m.graph.to_dict()
+    none = EvolutionPolicy(dataclasses.replace(cfg, swap_k=0), 0)  # the default: no swaps, nothing happens
+    assert none.evolve(m, x, y, F.cross_entropy, 20) is None
+
+
+def test_a_swap_chooses_the_weakest_in_edge_and_the_best_candidate():
+    cap = 2
+    m = _at_cap_model(cap, seed=1)
+    cfg = EvolutionConfig(grow=False, reduce=False, split=False, prune_frac=0.0, min_edge_age=0, max_in_degree=cap,
+                          swap_k=12, swap_ratio=1e-9)
+    pol = EvolutionPolicy(cfg, 0)
+    x, y = _probe(m, 8)
+    trace = {}
+    F.cross_entropy(m.readout(forward_fast(m, m.encode_inputs(x), trace=trace)), y).backward()
+    m.zero_grad()
+    signals = _Signals(m, m.params_dict(), trace)
+    pol.evolve(m, x, y, F.cross_entropy, 10)
+    assert pol.events
+    for e in pol.events:
+        old, new, dst = e.clusters
+        ins = [s for (s, d) in m.graph.edges if d == dst]
+        assert old == min(ins, key=lambda s: (signals.saliency(s, dst), s))
+        best = pol._scored(m.graph, signals, set(), full=True)
+        assert (new, dst) == next(ab for ab, _ in best if ab[1] == dst)
+
+
+# ---- capacity early (issue 22) ------------------------------------------------------------------------
+def test_the_capacity_schedule_reaches_the_budget_by_grow_until_frac():
+    """On the smoke config: with grow_until_frac=0.25 the network holds max_neurons after the last event at or
+    before a quarter of training, and from then on; without it (v2) it is still far below."""
+    over = dict(threads=1, max_neurons=240)
+    cfg = resolve("synthetic", "smoke", grow_until_frac=0.25, **over)
+    r = train(cfg, **QUIET)
+    total, g = r.result["steps"], Graph.initial(12, cfg.model.init_size)
+    sizes = {}
+    for e in r.events:
+        apply_event(g, e)
+        sizes[e["step"]] = g.n_neurons()
+    due = [s for s in sizes if s <= 0.25 * total]
+    assert due and sizes[max(due)] == 240, sizes
+    assert all(n == 240 for s, n in sizes.items() if s >= 0.25 * total), sizes
+    assert sizes[min(sizes)] < 240  # front-loaded, not all at once: the first event grows part of the deficit
+    v2 = train(resolve("synthetic", "smoke", **over), **QUIET)
+    assert v2.model.graph.n_neurons() < 200
+
+
+def test_at_the_budget_only_dead_neurons_are_replaced():
+    """Once the network holds max_neurons, reduce removes only dead neurons (contribution ~0, here zero output
+    weights) and growth replaces exactly those; v2 kept trading neurons below reduce_frac x the median."""
+    m = image_model(Graph.initial(12, 8))
+    p = m.params_dict()
+    p[ckey(3, "v")][:2] = 0  # two dead neurons
+    install(m, ops.Change(m.graph, p))
+    x, y = _probe(m, 8)
+    cfg = EvolutionConfig(split=False, connect=False, prune=False, reduce_frac=0.9, reduce_max=0.5, m_min=2,
+                          max_neurons=m.graph.n_neurons(), grow_n=4, grow_until_frac=0.25)
+    pol = EvolutionPolicy(cfg, 0)
+    F.cross_entropy(m(x), y).backward()
+    pol.observe(m, 0)
+    m.zero_grad()
+    ch = pol.evolve(m, x, y, F.cross_entropy, 50, progress=0.5)
+    assert [(e.op, e.clusters, e.after) for e in pol.events if e.op == "reduce"] == [("reduce", [3], [6])]
+    assert sum(e.after[0] - e.before[0] for e in pol.events if e.op == "grow") == 2
+    assert ch.graph.n_neurons() == cfg.max_neurons
+    v2 = EvolutionPolicy(dataclasses.replace(cfg, grow_until_frac=0.0), 0)
+    v2.load = dict(pol.load)
+    v2.evolve(m, x, y, F.cross_entropy, 50, progress=0.5)
+    assert sum(e.before[0] - e.after[0] for e in v2.events if e.op == "reduce") > 12  # trained neurons traded
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"grow_until_frac": 0.9}, r"grow_until_frac=0.9 must lie before the frozen end of training \(< 1 - freeze_frac"),
+    ({"grow_until_frac": 1.5}, r"grow_until_frac=1.5 must lie in \[0, 1\]"),
+    ({"dead_frac": -0.1}, r"dead_frac=-0.1 must lie in \[0, 1\]"),
+    ({"swap_k": -1}, "swap_k=-1 must be >= 0"),
+    ({"swap_ratio": 0.0}, "swap_ratio=0.0 must be > 0"),
+])
+def test_new_policy_knobs_are_validated(kw, message):
+    with pytest.raises(ValueError, match=message):
+        resolve("synthetic", "smoke", **kw)
+    defaults = resolve("synthetic", "smoke").evolution  # the defaults reproduce v2's policy, bar the split fix
+    assert (defaults.swap_k, defaults.grow_until_frac, defaults.split_keep_wiring) == (0, 0.0, False)
+
+
+def test_growth_spreads_the_deficit_over_the_events_left():
+    pol = EvolutionPolicy(EvolutionConfig(grow_until_frac=0.25, evolve_every=10, max_neurons=1000, grow_n=16), 0)
+    g = Graph.initial(12, 50)  # 600 neurons: a deficit of 400
+    pol.load = {i: float(i) for i in g.ids}
+    assert pol._events_left(10, 10 / 400) == 10  # events at steps 10, 20, ..., 100 = 0.25 x 400
+    plan = pol._growth(g, 10, 10 / 400)
+    assert sum(n for _, n in plan) == 40 and plan[0] == (11, 16) and [i for i, _ in plan] == [11, 10, 9]
+    last = pol._growth(g, 100, 100 / 400)  # the last event up to a quarter of training: all of the deficit,
+    assert dict(last) == {i: 48 if i == 11 else 32 for i in range(12)}  # 25 chunks of 16, round and round
+    assert pol._growth(g, 300, 300 / 400) == last  # and so on after (at the budget: what reduce removed)
+    legacy = EvolutionPolicy(EvolutionConfig(evolve_every=10, max_neurons=1000, grow_n=16), 0)
+    legacy.load = pol.load
+    assert legacy._growth(g, 10, 10 / 400) == [(11, 16), (10, 16)]  # v2: grow_k x grow_n
 
 
 # ---- invariants over many events (hypothesis) ----------------------------------------------------------
 SMALL = EvolutionConfig(m_min=2, m_max=8, grow_n=3, grow_k=2, split_k=2, connect_k=3, prune_frac=0.9, prune_k=2,
                         min_edge_age=0, reduce_frac=0.5, reduce_max=0.5, max_clusters=14, max_neurons=120,
-                        load_every=1, evolve_every=1)
-ACTIONS = ("grow", "reduce", "split", "connect", "prune", "policy", "policy", "train")
+                        load_every=1, evolve_every=1, split_keep_wiring=True)
+ACTIONS = ("grow", "reduce", "split", "connect", "prune", "swap", "policy", "policy", "train")
 
 
 def _small_model(text: bool, cl: str, aggregate: str, seed: int) -> tuple[LuminaNet, torch.Tensor, torch.Tensor]:
@@ -566,7 +837,7 @@ def _direct(action: str, m: LuminaNet, rng: random.Random, step: int, cap: int):
         i = rng.choice(big)
         m_i = g.clusters[i].size
         moved = rng.sample(range(m_i), rng.randint(c.m_min, m_i - c.m_min))
-        ch = ops.split(g, p, i, moved, step, cap)
+        ch = ops.split(g, p, i, moved, step, aggregate=m.aggregate)
         return ch, dict(op="split", clusters=[i, g.next_id], before=[m_i], after=[m_i - len(moved), len(moved)],
                         edges=[list(e) for e in ch.edges])
     if action == "connect":
@@ -580,14 +851,19 @@ def _direct(action: str, m: LuminaNet, rng: random.Random, step: int, cap: int):
             return None
         j, i = rng.choice(sorted(g.edges))
         return ops.prune(g, p, j, i), dict(op="prune", clusters=[j, i], before=[], after=[])
+    if action == "swap":
+        pairs = [(k, j, i) for (k, i) in sorted(g.edges) for j in g.ids if (j, i) not in g.edges and g.allows(j, i)]
+        if not pairs:
+            return None
+        k, j, i = rng.choice(pairs)
+        return ops.swap(g, p, i, k, j, m.edge_shape, step), dict(op="swap", clusters=[k, j, i], before=[], after=[])
     raise ValueError(action)
 
 
 def _check_invariants(m: LuminaNet, x, initial: Graph, events: list, cap: int):
     g = m.graph
     g.validate()
-    assert max(g.in_degree(i) for i in g.ids) <= cap
-    assert min(c.size for c in g.clusters.values()) >= SMALL.m_min
+    assert check_in_degrees(initial, events, cap, SMALL.m_min).to_dict() == g.to_dict()
     rebuilt = LuminaNet(g, d_in=m.d_in, d_hidden=m.d_hidden, n_out=m.n_out, input_kind=m.input_kind, patch=m.patch,
                         image_shape=m.image_shape, vocab_size=m.n_out if m.input_kind == "tokens" else 0,
                         aggregate=m.aggregate, cl=m.cl, params=m.params_dict(),
@@ -602,17 +878,20 @@ def _check_invariants(m: LuminaNet, x, initial: Graph, events: list, cap: int):
 @settings(max_examples=40, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(text=st.booleans(), cl=st.sampled_from(["source", "edge"]), aggregate=st.sampled_from(["mean", "sum"]),
-       cap=st.integers(1, 4), seed=st.integers(0, 2**16),
+       cap=st.integers(1, 4), seed=st.integers(0, 2**16), schedule=st.booleans(),
        actions=st.lists(st.sampled_from(ACTIONS), min_size=4, max_size=18))
-def test_invariants_hold_after_every_event(text, cl, aggregate, cap, seed, actions):
-    """Random sequences of ops and policy events on small (image or causal text) networks: after every event
-    the graph validates, in-degrees <= cap, sizes >= m_min, the parameters match the topology, the two
-    executors agree and replaying the event log on the initial graph gives the graph."""
+def test_invariants_hold_after_every_event(text, cl, aggregate, cap, seed, schedule, actions):
+    """Random sequences of ops and policy events (swaps on, the capacity schedule on or off) on small (image or
+    causal text) networks: after every event the graph validates, connect and swap respect the cap and splits
+    keep every inherited edge (`check_in_degrees`), sizes >= m_min, the parameters match the topology, the two
+    executors agree, replaying the event log on the initial graph gives the graph, and a split that
+    `split_inexact_reason` calls exact preserves every pass-2 output."""
     torch.manual_seed(seed)
     m, x, y = _small_model(text, cl, aggregate, seed)
     initial = m.graph.copy()
     rng = random.Random(seed)
-    cfg = dataclasses.replace(SMALL, max_in_degree=cap)
+    cfg = dataclasses.replace(SMALL, max_in_degree=cap, swap_k=2, swap_ratio=0.5,
+                              grow_until_frac=0.5 if schedule else 0.0)
     pol = EvolutionPolicy(cfg, seed)
     opt = make_optimizer(m, 1e-2, 0.01)
     events: list[dict] = []
@@ -626,7 +905,7 @@ def test_invariants_hold_after_every_event(text, cl, aggregate, cap, seed, actio
             continue
         if action == "policy":
             n = len(pol.events)
-            ch = pol.evolve(m, x, y, _loss, k)
+            ch = pol.evolve(m, x, y, _loss, k, progress=k / len(actions))
             new = [e.to_dict() for e in pol.events[n:]]
         else:
             made = _direct(action, m, rng, k, cap)
@@ -638,6 +917,12 @@ def test_invariants_hold_after_every_event(text, cl, aggregate, cap, seed, actio
             assert not new
             continue
         events += new
+        exact = action == "split" and ops.split_inexact_reason(m.graph, new[0]["clusters"][0], aggregate) is None
+        before = _pass2(m, x) if exact else None
         opt = apply_change(m, opt, ch)
+        if exact:
+            after, (parent, child) = _pass2(m, x), new[0]["clusters"]
+            assert all(torch.allclose(after[i] + (after[child] if i == parent else 0), before[i], atol=1e-5)
+                       for i in before), new[0]
         _check_invariants(m, x, initial, events, cap)
     _check_invariants(m, x, initial, events, cap)

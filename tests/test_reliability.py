@@ -1,10 +1,13 @@
 """Runs that survive being killed (the real command line, SIGKILL, rerun), one run at a time per config,
-faults during saves, and a results store that is never half-read."""
+faults during saves, a results store that is never half-read, and nothing read back from disk trusted
+unchecked: corrupt checkpoints and stored networks, malformed results, folders that cannot be written."""
 import errno
 import fcntl
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -16,10 +19,13 @@ import pytest
 import torch
 
 import lumina.checkpoint as checkpoint_module
-from lumina.checkpoint import load_checkpoint, load_tensors
+import lumina.paths as paths_module
+from lumina.checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_tensors, read_network
 from lumina.config import resolve
 from lumina.loop import Run, train
-from lumina.results import load_result, result_dir, run_dir, run_lock, save_run, train_or_load
+from lumina.paths import check_writable
+from lumina.results import (find_results, load_model, load_result, result_dir, run_dir, run_lock, save_run,
+                            train_or_load, train_or_load_state)
 from tests.helpers import image_model, untimed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,9 +170,10 @@ def test_a_second_process_waits_for_the_first_and_loads_its_result(tmp_path, mon
         time.sleep(0.01)
     assert held, "the first process never held the run's lock"
     lines = []
-    second = train_or_load(cfg, log=lines.append)
+    state, second = train_or_load_state(cfg, log=lines.append)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
+    assert state == "loaded"  # what it did, not "trained" (what it would have done when it started)
     assert any("being trained by another process; waiting" in line for line in lines), lines
     assert not any("training" in line and "another" not in line for line in lines), lines  # it did not train
     assert second == load_result(cfg)
@@ -253,7 +260,7 @@ def test_concurrent_writers_never_leave_a_corrupt_result(tmp_path, monkeypatch):
     monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
     cfg = resolve("synthetic", "smoke")
     model = image_model()
-    big = {"config": cfg.to_dict(), "n_params": 1, "blob": "x" * 200_000}
+    big = {"config": cfg.to_dict(), "n_params": 1, "metrics": {"test_top1": 1.0}, "blob": "x" * 200_000}
     errors = []
 
     def writer(n):
@@ -292,9 +299,209 @@ def test_stored_result_from_a_changed_default_is_refused(tmp_path, monkeypatch):
     cfg = resolve("synthetic", "smoke")
     stale = cfg.to_dict()
     stale["train"]["lr"] = 123.0
-    save_run(cfg, Run({"config": stale, "n_params": 1}, image_model(), []), weights=False)
+    save_run(cfg, Run({"config": stale, "n_params": 1, "metrics": {"test_top1": 1.0}}, image_model(), []), weights=False)
     with pytest.raises(ValueError, match="another config"):
         load_result(cfg)
     (result_dir(cfg) / "result.json").write_text('{"config": ')
     with pytest.raises(ValueError, match="not valid JSON"):
         load_result(cfg)
+
+
+# ---- nothing read back from disk is trusted unchecked ----------------------------------------------------
+def _flip_tensor_bytes(path: Path) -> None:
+    """Flip bytes in the tensor data of a safetensors file (past its JSON header), as a bad disk or a broken
+    copy would: the header still parses, so only a checksum can tell."""
+    data = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little")
+    mid = start + (len(data) - start) // 2
+    data[mid:mid + 4] = bytes(b ^ 0xFF for b in data[mid:mid + 4])
+    path.write_bytes(bytes(data))
+
+
+def _one_error_line(p: subprocess.CompletedProcess, *fragments: str) -> str:
+    lines = p.stderr.splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (p.returncode, p.stderr)
+    assert all(f in lines[0] for f in fragments), (fragments, lines[0])
+    return lines[0]
+
+
+def test_a_corrupted_checkpoint_is_refused_and_restart_trains_from_step_zero(tmp_path, monkeypatch):
+    """The command line on a checkpoint whose tensors were changed on disk: one `error:` line naming the file
+    and `--restart` (it used to resume silently and store a different result); `--restart` then trains from
+    step 0, says "trained", and stores what an uninterrupted run stores."""
+    sets = dict(epochs=1.0, threads=1)
+    cfg = resolve("synthetic", "smoke", **sets)
+    env = _env(tmp_path, "corrupt")
+    monkeypatch.setenv("LUMINA_RESULTS", env["LUMINA_RESULTS"])
+    monkeypatch.setenv("LUMINA_RUNS", env["LUMINA_RUNS"])
+    ckpt = run_dir(cfg) / "checkpoint.safetensors"
+    assert train(cfg, ckpt=ckpt, stop_after=5, **QUIET) is None
+    _flip_tensor_bytes(ckpt)
+
+    p = subprocess.run(_cli(sets), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    _one_error_line(p, str(ckpt), "is corrupt", "--restart")
+    assert "resuming" not in p.stdout and not (result_dir(cfg) / "result.json").exists()
+
+    again = subprocess.run(_cli(sets) + ["--restart"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" not in again.stdout
+    printed = json.loads(again.stdout.strip().splitlines()[-1])
+    assert printed["state"] == "trained"  # not "resumed": the checkpoint was discarded
+    assert printed["metrics"] == train(cfg, **QUIET).result["metrics"]
+
+
+def test_checkpoint_errors_name_the_file_and_the_way_out(tmp_path):
+    cfg = resolve("synthetic", "smoke", epochs=1.0, threads=1)
+    ckpt = tmp_path / "c.safetensors"
+    train(cfg, ckpt=ckpt, stop_after=3, **QUIET)
+    good = ckpt.read_bytes()
+    with pytest.raises(CheckpointError, match="another config.*--restart"):
+        load_checkpoint(ckpt, "another-key")
+    ckpt.write_bytes(good[: len(good) // 2])  # a truncated copy
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(ckpt))} is not a readable safetensors file.*--restart"):
+        load_checkpoint(ckpt, cfg.key())
+    ckpt.write_bytes(good)
+    _flip_tensor_bytes(ckpt)
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(ckpt))} is corrupt.*--restart"):
+        load_checkpoint(ckpt, cfg.key())
+
+
+def test_a_corrupted_stored_network_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+    cfg = resolve("synthetic", "smoke")
+    run = Run({"config": cfg.to_dict(), "n_params": 1, "metrics": {"test_top1": 1.0}}, image_model(), [])
+    d = save_run(cfg, run, weights=True)
+    _, _, tensors, meta = read_network(d / "network")  # intact: its checksum matches
+    assert meta["sha256"] and set(tensors) == set(run.model.named_tensors())
+    _flip_tensor_bytes(d / "network" / "weights.safetensors")
+    with pytest.raises(CheckpointError, match=f"weights.safetensors is corrupt.*delete the run's folder {re.escape(str(d))} "):
+        load_model(cfg)
+
+
+def test_a_file_written_before_checksums_still_loads(tmp_path):
+    """Checkpoints and networks written by older code have no checksum: they load (refusing them would strand
+    every run in progress), and the next save adds one."""
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.ones(3)}, str(tmp_path / "old.safetensors"), metadata={"format": "named-v2"})
+    tensors, meta = load_tensors(tmp_path / "old.safetensors")
+    assert torch.equal(tensors["w"], torch.ones(3)) and "sha256" not in meta
+
+
+def test_written_files_are_readable_by_group_and_others(tmp_path, monkeypatch):
+    """Results and checkpoints get the mode the umask allows (0644 under 022), not mkstemp's 0600."""
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "results"))
+    cfg = resolve("synthetic", "smoke", epochs=1.0, threads=1)
+    old = os.umask(0o022)
+    try:
+        run = Run({"config": cfg.to_dict(), "n_params": 1, "metrics": {"test_top1": 1.0}}, image_model(), [1])
+        d = save_run(cfg, run, weights=True)
+        train(cfg, ckpt=tmp_path / "ckpt.safetensors", stop_after=2, **QUIET)
+        files = [p for p in d.rglob("*") if p.is_file()] + [tmp_path / "ckpt.safetensors"]
+        assert len(files) >= 5
+        assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {p.name: "0o644" for p in files}
+        os.umask(0o077)  # and a stricter umask is respected
+        atomic_write_text(tmp_path / "private.json", "{}")
+        assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+MALFORMED = {
+    "empty object": ("{}", "no 'config' and no 'metrics' field"),
+    "NaN metric": (None, "not finite numbers: {'test_top1': nan}"),  # filled in from a real result below
+    "truncated": ('{"config": {"model": ', "is not valid JSON"),
+    "a list": ("[1, 2]", "a JSON list, not an object"),
+    "metrics not numbers": (None, "not finite numbers: {'test_top1': '64'}"),
+    "binary garbage": (b"\xff\xfe\x00", "is not valid JSON"),
+}
+
+
+def _malformed(cfg, case: str):
+    text, _ = MALFORMED[case]
+    if text is None:
+        good = {"config": cfg.to_dict(), "n_params": 1, "metrics": {"test_top1": 1.0, "test_loss": 0.5}}
+        good["metrics"]["test_top1"] = float("nan") if case == "NaN metric" else "64"
+        text = json.dumps(good)  # json writes NaN, as a run whose loss diverged would have
+    f = result_dir(cfg) / "result.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return f
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_result_is_a_value_error_naming_the_file(tmp_path, monkeypatch, case):
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+    cfg = resolve("synthetic", "smoke")
+    f = _malformed(cfg, case)
+    for read in (lambda: load_result(cfg), lambda: find_results("synthetic", "smoke"), lambda: train_or_load(cfg)):
+        with pytest.raises(ValueError) as err:
+            read()
+        msg = str(err.value)
+        assert msg.startswith(f"{f} ") and MALFORMED[case][1] in msg and "--retrain" in msg, msg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, case", [  # every case with every command is the in-process test above
+    (["show", "synthetic"], "truncated"), (["train", "synthetic"], "empty object"),
+    (["run-set", "evolution"], "empty object"), (["report", "--profile", "smoke"], "NaN metric"),
+])
+def test_a_malformed_result_is_one_error_line_on_the_command_line(tmp_path, monkeypatch, command, case):
+    """`show`, `train`, `run-set` and `report` on a malformed result.json: one `error:` line naming the file
+    (they ended in KeyError and AttributeError tracebacks)."""
+    env = _env(tmp_path, "bad")
+    monkeypatch.setenv("LUMINA_RESULTS", env["LUMINA_RESULTS"])
+    from lumina.published import RUN_SETS, cifar10_runs
+
+    name = command[1] if command[0] != "report" else None
+    cfg = (resolve("synthetic", "smoke") if name == "synthetic" else RUN_SETS[name]("smoke")[0] if name else
+           cifar10_runs("smoke")["luminanet"][0])
+    f = _malformed(cfg, case)
+    p = subprocess.run([sys.executable, "-m", "lumina", *command], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+    _one_error_line(p, str(f), MALFORMED[case][1])
+    assert not (Path(env["LUMINA_RUNS"]) / cfg.experiment).exists()  # nothing was trained
+
+
+@pytest.mark.parametrize("var, where", [("LUMINA_RESULTS", "a file"), ("LUMINA_RUNS", "under a file")])
+def test_a_folder_that_cannot_be_written_stops_the_run_before_it_trains(tmp_path, var, where):
+    """The real command line with LUMINA_RESULTS or LUMINA_RUNS pointing at a file (or below one): one
+    `error:` line at once, nothing trained (a NotADirectoryError traceback came after the training)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    env = {**_env(tmp_path, "w"), var: str(blocker if where == "a file" else blocker / "sub")}
+    t0 = time.perf_counter()
+    p = subprocess.run(_cli(dict(epochs=1.0, threads=1)), cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    _one_error_line(p, f"{blocker} is not a folder", f"point {var} at a folder")
+    assert "[lumina] training" not in p.stdout and time.perf_counter() - t0 < 60
+    assert not any(Path(env[v]).exists() for v in ("LUMINA_RESULTS", "LUMINA_RUNS") if v != var)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder; see the next test")
+def test_a_read_only_results_folder_stops_the_run_before_it_trains(tmp_path):
+    env = _env(tmp_path, "ro")
+    results = Path(env["LUMINA_RESULTS"])
+    results.mkdir()
+    results.chmod(0o555)
+    try:
+        p = subprocess.run(_cli(dict(epochs=1.0, threads=1)), cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+    finally:
+        results.chmod(0o755)
+    _one_error_line(p, f"{results} is not writable", "point LUMINA_RESULTS at a writable folder")
+    assert not Path(env["LUMINA_RUNS"]).exists()
+
+
+def test_check_writable_refuses_a_folder_that_refuses_a_file(tmp_path, monkeypatch):
+    """A read-only mount, as the probe file sees it (also for root, whom chmod does not stop)."""
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    check_writable(tmp_path / "new" / "deeper", "LUMINA_RESULTS")  # creatable: fine, and nothing is created
+    assert not (tmp_path / "new").exists() and not list(tmp_path.iterdir())
+    monkeypatch.setattr(paths_module.tempfile, "mkstemp", read_only)
+    with pytest.raises(ValueError) as err:
+        check_writable(tmp_path / "x", "LUMINA_RUNS")
+    assert str(err.value) == (f"{tmp_path} is not writable (Read-only file system), so {tmp_path / 'x'} cannot be "
+                              "written; point LUMINA_RUNS at a writable folder")

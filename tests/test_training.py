@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lumina import loop, stats
-from lumina import model as model_module
+from lumina import executor as executor_module  # the module that packs (Plan)
 from lumina.build import build_model, initial_graph, make_task, resolve_device
 from lumina.checkpoint import CheckpointError, load_checkpoint, load_tensors
 from lumina.config import resolve
@@ -177,7 +177,7 @@ def _other_packing(monkeypatch):
             return builtins.sorted(items, key=lambda e: (e.kind != "feedforward", -e.src))
         return builtins.sorted(items, key=key, reverse=reverse)
 
-    monkeypatch.setattr(model_module, "sorted", packing_sorted, raising=False)
+    monkeypatch.setattr(executor_module, "sorted", packing_sorted, raising=False)
 
 
 @pytest.mark.parametrize("cl", ["source", "edge"])

@@ -11,10 +11,9 @@ stresses "no training tricks".
 The wrapper takes token ids (B, T), T <= context, and returns
   - `full_sequence=True`: logits (B, T, vocab) for every position (standard LM training: position t
     predicts token t+1, each from the tokens up to t);
-  - `full_sequence=False`: logits (B, vocab) of the last position only, the same interface as a text
-    LuminaNet (a window of L tokens -> the next token).
-`lumina.text.TextTask.evaluate` takes the last position of a full-sequence output, so both models are
-scored on the same tokens with the same context.
+  - `full_sequence=False`: logits (B, vocab) of the last position only (a window of L tokens -> the next token).
+`lumina.text.evaluate_lm` scores every position of a full-sequence output, as it does a text LuminaNet's, so both
+models are scored on the same tokens with the same context.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["BASELINES", "build_baseline", "baseline_info"]
+__all__ = ["BASELINES", "FAST_PATH", "build_baseline", "baseline_info", "channels_last"]
 
 
 class LeNet5(nn.Module):
@@ -175,6 +175,32 @@ _REGISTRY: dict[str, tuple[Callable[[int], nn.Module], str, str, str]] = {
 }
 
 BASELINES: tuple[str, ...] = tuple(_REGISTRY)
+
+# The CPU fast path: TrainConfig overrides per baseline, kept only where they measurably help on this CPU
+# (`python -m benchmarks baseline_epochs`, float32 and fast path side by side, one thread). channels_last (NHWC)
+# lets oneDNN run the convolutions without layout reorders: x1.19-1.42 for MobileViT, x1.02-1.10 for AlexNet,
+# x1.03-1.17 for LeNet-5 (two runs), nothing for ResNet-18 (x0.99: it stays NCHW); the patch-based MLP and
+# transformer models have one convolution (the patch embedding) and nothing to gain. Rejected, measured on this AMD EPYC (AVX2, no
+# AVX-512 BF16) with 1 thread: bf16 autocast (`amp=True`) made a training step 4.4x slower for LeNet-5 and 18x
+# slower for AlexNet (no native bf16 kernels: emulated), torch.compile x0.87 for AlexNet (and ~2 min of
+# compilation at every process start). On a GPU `amp=True` is the fast path (`published.gpu_runs`).
+FAST_PATH: dict[str, dict] = {name: ({"channels_last": True} if name in ("lenet5", "alexnet", "mobilevit") else {})
+                              for name in _REGISTRY}
+
+
+def channels_last(model: nn.Module, opt: torch.optim.Optimizer | None = None) -> nn.Module:
+    """Put `model`'s 4-D weights (and `opt`'s state for them) in channels_last memory format, in place.
+
+    The optimizer state must follow its parameter's layout: torch's fused AdamW walks a parameter and its
+    moments as flat memory, so moments restored from a checkpoint in the default layout would silently update
+    the wrong elements (tests/test_fast_path.py). Gradients follow the parameter's layout by autograd's rule.
+    """
+    model.to(memory_format=torch.channels_last)  # parameters keep their identity (`.data` is swapped)
+    for p, state in (opt.state.items() if opt is not None else ()):
+        for k, v in state.items():
+            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                state[k] = torch.empty_like(p).copy_(v)  # empty_like keeps p's strides
+    return model
 
 
 def _lookup(name: str):

@@ -11,17 +11,29 @@ and c_ji the signal edge j→i adds to s_i (g_ji W_Cj f_j / n_i, or W_C(j→i) f
               (RigL): |Σ_b ⟨W_Cj f_j, G_i⟩| / (n_i+1) (per-edge: ‖G_iᵀ F_j‖_F / (n_i+1)); the `connect_k`
               best are added with gate `connect_gate`, never into a cluster at `max_in_degree`, never
               backwards in position in a causal (text) graph;
+     swap:    (`swap_k` > 0, with connect and prune on) a cluster at or above the cap scores its absent edges
+              the same way (/ n_i: its in-degree stays) and swaps its weakest in-edge (lowest saliency, older
+              than `min_edge_age`) for the best one when score > `swap_ratio` × that saliency; at most `swap_k`
+              swaps per event, the largest score/saliency ratios first. So edges keep evolving at the cap;
   3. reduce:  a neuron's contribution is mean|h_n| · ‖v_n‖ on the probe; those below reduce_frac × the
-              cluster's median are removed (at most `reduce_max` of the cluster, never below `m_min`);
+              cluster's median are removed (at most `reduce_max` of the cluster, never below `m_min`). With the
+              capacity schedule on and the network at `max_neurons`, only dead neurons (below dead_frac × the
+              median) are removed: trained neurons are no longer traded for fresh ones;
   4. grow:    the `grow_k` clusters with the highest load (EMA of their gradient norm per sqrt(neuron),
-              measured every `load_every` training steps) gain `grow_n` neurons;
-  5. split:   clusters with more than `m_max` neurons split in two (a random half of the neurons moves);
-              the child's inherited edges count against `max_in_degree`.
+              measured every `load_every` training steps) gain `grow_n` neurons, up to `max_neurons`. With
+              `grow_until_frac` > 0 (the capacity schedule) each event instead grows the deficit to
+              `max_neurons` divided by the events left until `grow_until_frac` of training, in chunks of
+              `grow_n` dealt to the clusters in order of load: the budget is reached by then;
+  5. split:   clusters with more than `m_max` neurons split in two (a random half of the neurons moves); the
+              child inherits every edge of its parent, over the in-degree cap if need be, with the gates
+              rescaled so the split is exact where it can be (`ops` module docstring; the event's reason says
+              whether it was). `split_keep_wiring=False` restores v2's split (the cap dropped inherited edges).
 All random choices draw from the policy's own generator (seeded from the run seed), so a run's architecture
 is reproducible; each decision is appended to `events` (and to a JSON-lines log by the trainer).
 """
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from dataclasses import dataclass
@@ -30,17 +42,21 @@ import torch
 import torch.nn.functional as F
 
 from ..config import EvolutionConfig
-from ..model import LuminaNet, ckey, ekey, forward_fast
+from ..executor import forward_fast
+from ..model import LuminaNet
+from ..naming import ckey, ekey
+from ..topology import edge_kind
 from . import ops
 
-OPS = ("split", "grow", "reduce", "connect", "prune")
+OPS = ("split", "grow", "reduce", "connect", "prune")  # the mechanisms, each with its switch in EvolutionConfig
+EVENT_OPS = (*OPS, "swap")  # what an event can be: a swap is a prune and a connect into one cluster at the cap
 
 
 @dataclass
 class Event:
     step: int
-    op: str  # split | grow | reduce | connect | prune
-    clusters: list[int]
+    op: str  # split | grow | reduce | connect | prune | swap
+    clusters: list[int]  # split: parent, child; connect/prune: src, dst; swap: old src, new src, dst
     reason: str
     before: list[int]  # sizes of the clusters involved, before
     after: list[int]  # and after (for split: parent, child)
@@ -68,6 +84,7 @@ class EvolutionPolicy:
         self.gen = torch.Generator().manual_seed(seed + 7919)  # initialises new neurons
         self.load: dict[int, float] = {}
         self.events: list[Event] = []
+        self._change: ops.Change | None = None  # the event being composed (inside `evolve` only)
 
     # ---- state (for checkpoints) ---------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -97,114 +114,195 @@ class EvolutionPolicy:
             self.load[i] = a * self.load.get(i, v) + (1 - a) * v
 
     # ---- one event -----------------------------------------------------------------------------
-    def evolve(self, model: LuminaNet, probe_x: torch.Tensor, probe_y: torch.Tensor, loss_fn, step: int) -> ops.Change | None:
-        """Decide and apply one event. Returns the composed Change (graph, params, lineage) or None."""
-        c, g = self.cfg, model.graph
+    def evolve(self, model: LuminaNet, probe_x: torch.Tensor, probe_y: torch.Tensor, loss_fn, step: int,
+               progress: float | None = None) -> ops.Change | None:
+        """Decide and apply one event at `step` (`progress` = step / total steps, which the capacity schedule
+        needs; None plans as if this were the schedule's last event). Returns the composed Change or None."""
+        c = self.cfg
         trace: dict = {}
         model.zero_grad(set_to_none=True)
-        X = model.encode_inputs(probe_x)
-        f2 = forward_fast(model, X, trace=trace)
+        f2 = forward_fast(model, model.encode_inputs(probe_x), trace=trace)
         loss_fn(model.readout(f2), probe_y).backward()
         model.zero_grad(set_to_none=True)  # the probe's gradients are not a training step
 
         base = model.params_dict()
-        change = ops.Change(g, base, origin=base)
-        n_events = len(self.events)
+        self._change, n_events = ops.Change(model.graph, base, origin=base), len(self.events)
         signals = _Signals(model, base, trace)
-
-        def apply(new: ops.Change):
-            nonlocal change
-            change = ops.compose(change, new)
-
-        # 1. prune the edges that contribute least to the loss
-        pruned = set()
-        if c.prune and g.edges:
-            sal = {k: signals.saliency(*k) for k in g.edges}
-            median = statistics.median(sal.values())
-            old = [k for k, e in g.edges.items() if step - e.born >= c.min_edge_age and sal[k] < c.prune_frac * median]
-            for (s, d) in sorted(old, key=lambda k: (sal[k], k))[: c.prune_k]:
-                kind = change.graph.edges[(s, d)].kind
-                apply(ops.prune(change.graph, change.params, s, d))
-                pruned.add((s, d))
-                self._log(step, "prune", [s, d], f"saliency {sal[(s, d)]:.3g} < {c.prune_frac}x median {median:.3g}",
-                          [], [], kind=kind, score=sal[(s, d)])
-
-        # 2. connect by the gradient a zero edge would receive
+        swaps = c.swap_k and c.connect and c.prune  # a swap is a prune and a connect: both mechanisms on
+        sal = {k: signals.saliency(*k) for k in model.graph.edges} if c.prune or swaps else {}
+        pruned = self._prune(sal, step) if c.prune and sal else set()
         if c.connect:
-            for (s, d), score in self._candidates(change.graph, signals, pruned)[: c.connect_k]:
-                apply(ops.connect(change.graph, change.params, s, d, model.edge_shape, step, c.connect_gate))
-                self._log(step, "connect", [s, d], "largest |dL/d edge| among absent edges", [], [],
-                          kind=change.graph.edges[(s, d)].kind, score=score)
-
-        # 3. reduce neurons that contribute nothing
+            self._connect(model, signals, pruned, step)
+        if swaps:
+            self._swap(model, signals, sal, pruned, step)
         if c.reduce:
-            for i in g.ids:
-                h = trace[i]["h2"].detach().abs().mean(0)  # (m_i,)
-                contrib = h * change.params[ckey(i, "v")].detach().norm(dim=1)
-                m = len(contrib)
-                low = (contrib < c.reduce_frac * contrib.median()).nonzero().flatten().tolist()
-                low = sorted(low, key=lambda k: float(contrib[k]))[: max(0, min(int(c.reduce_max * m), m - c.m_min))]
-                if low:
-                    keep = [k for k in range(m) if k not in set(low)]
-                    apply(ops.reduce(change.graph, change.params, i, keep))
-                    self._log(step, "reduce", [i], f"{len(low)} neurons below {c.reduce_frac}x median contribution",
-                              [m], [len(keep)])
-
-        # 4. grow the most loaded clusters
+            self._reduce(trace, step)
         if c.grow and self.load:
-            budget = c.max_neurons - change.graph.n_neurons()
-            ranked = sorted((i for i in change.graph.ids if i in self.load), key=lambda i: (-self.load[i], i))
-            for i in ranked[: c.grow_k]:
-                if budget < c.grow_n:
-                    break
-                m = change.graph.clusters[i].size
-                apply(ops.grow(change.graph, change.params, i, c.grow_n, model.d_in, model.d_hidden, self.gen))
-                budget -= c.grow_n
-                self._log(step, "grow", [i], f"load {self.load[i]:.3g} in the top {c.grow_k}", [m], [m + c.grow_n],
-                          score=self.load[i])
-
-        # 5. split clusters that outgrew m_max
+            self._grow(model, step, progress)
         if c.split:
-            big = [i for i in change.graph.ids if change.graph.clusters[i].size > c.m_max]
-            for i in sorted(big, key=lambda i: (-change.graph.clusters[i].size, i))[: c.split_k]:
-                if len(change.graph.clusters) >= c.max_clusters:
-                    break
-                m = change.graph.clusters[i].size
-                moved = self.rng.sample(range(m), m // 2)
-                apply(ops.split(change.graph, change.params, i, moved, step, c.max_in_degree))
-                child = change.graph.next_id - 1
-                self.load[child] = self.load.get(i, 0.0)
-                self._log(step, "split", [i, child], f"size {m} > m_max={c.m_max}", [m],
-                          [change.graph.clusters[i].size, change.graph.clusters[child].size],
-                          edges=[list(e) for e in change.edges])
-
+            self._split(model, step)
+        change, self._change = self._change, None
         return change if len(self.events) > n_events else None
 
+    def _apply(self, new: ops.Change) -> None:
+        self._change = ops.compose(self._change, new)
+
+    def _prune(self, sal: dict, step: int) -> set:
+        """1. prune the edges that contribute least to the loss."""
+        c, g = self.cfg, self._change.graph
+        median = statistics.median(sal.values())
+        old = [k for k, e in g.edges.items() if step - e.born >= c.min_edge_age and sal[k] < c.prune_frac * median]
+        pruned = set()
+        for (s, d) in sorted(old, key=lambda k: (sal[k], k))[: c.prune_k]:
+            kind = self._change.graph.edges[(s, d)].kind
+            self._apply(ops.prune(self._change.graph, self._change.params, s, d))
+            pruned.add((s, d))
+            self._log(step, "prune", [s, d], f"saliency {sal[(s, d)]:.3g} < {c.prune_frac}x median {median:.3g}",
+                      [], [], kind=kind, score=sal[(s, d)])
+        return pruned
+
+    def _connect(self, model: LuminaNet, signals: "_Signals", pruned: set, step: int) -> None:
+        """2. connect by the gradient a zero edge would receive."""
+        c = self.cfg
+        for (s, d), score in self._candidates(self._change.graph, signals, pruned)[: c.connect_k]:
+            self._apply(ops.connect(self._change.graph, self._change.params, s, d, model.edge_shape, step,
+                                    c.connect_gate))
+            self._log(step, "connect", [s, d], "largest |dL/d edge| among absent edges", [], [],
+                      kind=self._change.graph.edges[(s, d)].kind, score=score)
+
+    def _swap(self, model: LuminaNet, signals: "_Signals", sal: dict, pruned: set, step: int) -> None:
+        """2b. a cluster at the in-degree cap swaps its weakest in-edge (old enough to be pruned) for its best
+        absent edge, when that edge's score beats `swap_ratio` x the weak edge's saliency; the `swap_k` swaps
+        with the largest ratio happen."""
+        c, g = self.cfg, self._change.graph
+        best: dict = {}
+        for (j, i), score in self._scored(g, signals, pruned, full=True):
+            best.setdefault(i, (j, score))  # sorted best first
+        planned = []
+        for i, (j, score) in best.items():
+            old = [e.src for e in g.in_edges(i) if (e.src, i) in sal and step - e.born >= c.min_edge_age]
+            if not old:
+                continue
+            k = min(old, key=lambda k: (sal[(k, i)], k))
+            weak = sal[(k, i)]
+            if score > c.swap_ratio * weak:
+                planned.append((score / weak if weak > 0 else float("inf"), i, k, j, score, weak))
+        for _, i, k, j, score, weak in sorted(planned, key=lambda t: (-t[0], t[1]))[: c.swap_k]:
+            self._apply(ops.swap(self._change.graph, self._change.params, i, k, j, model.edge_shape, step,
+                                 c.connect_gate))
+            self._log(step, "swap", [k, j, i], f"score {score:.3g} of {j}->{i} > {c.swap_ratio}x saliency "
+                      f"{weak:.3g} of {k}->{i}, its weakest in-edge at the cap", [], [],
+                      kind=self._change.graph.edges[(j, i)].kind, score=score)
+
+    def _reduce(self, trace: dict, step: int) -> None:
+        """3. reduce neurons that contribute nothing. At the neuron budget, with the capacity schedule on,
+        only dead ones (contribution < dead_frac x median): trained neurons are no longer traded for new ones."""
+        c, g = self.cfg, self._change.graph
+        at_budget = c.grow_until_frac > 0 and g.n_neurons() >= c.max_neurons
+        frac = c.dead_frac if at_budget else c.reduce_frac
+        for i in g.ids:
+            h = trace[i]["h2"].detach().abs().mean(0)  # (m_i,)
+            contrib = h * self._change.params[ckey(i, "v")].detach().norm(dim=1)
+            m = len(contrib)
+            low = (contrib < frac * contrib.median()).nonzero().flatten().tolist()
+            low = sorted(low, key=lambda k: float(contrib[k]))[: max(0, min(int(c.reduce_max * m), m - c.m_min))]
+            if low:
+                keep = [k for k in range(m) if k not in set(low)]
+                self._apply(ops.reduce(self._change.graph, self._change.params, i, keep))
+                what = "dead (at the neuron budget)" if at_budget else "below"
+                self._log(step, "reduce", [i], f"{len(low)} neurons {what} {frac}x median contribution", [m], [len(keep)])
+
+    def _grow(self, model: LuminaNet, step: int, progress: float | None) -> None:
+        """4. grow the most loaded clusters."""
+        ranked = self._ranked(self._change.graph)
+        for i, n in self._growth(self._change.graph, step, progress):
+            m = self._change.graph.clusters[i].size
+            self._apply(ops.grow(self._change.graph, self._change.params, i, n, model.d_in, model.d_hidden, self.gen))
+            self._log(step, "grow", [i], f"load {self.load[i]:.3g}, rank {ranked.index(i) + 1} of {len(ranked)}",
+                      [m], [m + n], score=self.load[i])
+
+    def _ranked(self, g) -> list[int]:
+        return sorted((i for i in g.ids if i in self.load), key=lambda i: (-self.load[i], i))
+
+    def _growth(self, g, step: int, progress: float | None) -> list[tuple[int, int]]:
+        """(cluster, neurons) to add now. Without the capacity schedule: `grow_n` to each of the `grow_k` most
+        loaded clusters while the budget admits it. With it (`grow_until_frac` > 0): the deficit to
+        `max_neurons`, divided by the events left up to `grow_until_frac` of training (all of it from then on,
+        which at the budget only refills what reduce removed), dealt out in chunks of `grow_n` to the clusters
+        in order of load, round and round."""
+        c, ranked = self.cfg, self._ranked(g)
+        budget = c.max_neurons - g.n_neurons()
+        if not c.grow_until_frac:
+            return [(i, c.grow_n) for i in ranked[: max(0, min(c.grow_k, budget // c.grow_n))]]
+        need = -(-budget // self._events_left(step, progress)) if budget > 0 else 0  # ceil
+        sizes: dict[int, int] = {}
+        for k in range(-(-need // c.grow_n) if ranked else 0):
+            i = ranked[k % len(ranked)]
+            sizes[i] = sizes.get(i, 0) + min(c.grow_n, need - k * c.grow_n)
+        return [(i, sizes[i]) for i in ranked if i in sizes]
+
+    def _events_left(self, step: int, progress: float | None) -> int:
+        """Events from `step` up to the last one at or before `grow_until_frac` of training, this one included."""
+        c = self.cfg
+        if not progress:
+            return 1
+        total = round(step / progress)
+        last = math.floor(c.grow_until_frac * total + 1e-9) // c.evolve_every
+        return max(1, last - step // c.evolve_every + 1)
+
+    def _split(self, model: LuminaNet, step: int) -> None:
+        """5. split clusters that outgrew m_max; the child keeps every edge of its parent."""
+        c, g = self.cfg, self._change.graph
+        big = [i for i in g.ids if g.clusters[i].size > c.m_max]
+        for i in sorted(big, key=lambda i: (-g.clusters[i].size, i))[: c.split_k]:
+            g = self._change.graph
+            if len(g.clusters) >= c.max_clusters:
+                break
+            m = g.clusters[i].size
+            moved = self.rng.sample(range(m), m // 2)
+            cap = 0 if c.split_keep_wiring else c.max_in_degree
+            why = ops.split_inexact_reason(g, i, model.aggregate) if not cap else "v2 split"
+            self._apply(ops.split(g, self._change.params, i, moved, step, aggregate=model.aggregate, max_in_degree=cap))
+            child = self._change.graph.next_id - 1
+            self.load[child] = self.load.get(i, 0.0)
+            self._log(step, "split", [i, child], f"size {m} > m_max={c.m_max}; " + ("exact" if why is None else
+                      f"not exact: {why}"), [m], [self._change.graph.clusters[i].size,
+                                                   self._change.graph.clusters[child].size],
+                      edges=[list(e) for e in self._change.edges])
+
     def _candidates(self, g, signals: "_Signals", exclude: set) -> list[tuple[tuple[int, int], float]]:
+        """The edges connect adds: the best scored into clusters below the cap, the cap held within the event."""
+        c, indeg = self.cfg, {}
+        chosen = []
+        for (j, i), s in self._scored(g, signals, exclude, full=False):
+            indeg.setdefault(i, g.in_degree(i))
+            if indeg[i] < c.max_in_degree and s > 0:
+                chosen.append(((j, i), s))
+                indeg[i] += 1
+        return chosen
+
+    def _scored(self, g, signals: "_Signals", exclude: set, full: bool) -> list[tuple[tuple[int, int], float]]:
+        """Every allowed absent edge j -> i (not in `exclude`) into a cluster below the cap (`full=False`,
+        connect: scaled by coef(n_i + 1)) or at or above it (`full=True`, swap: coef(n_i), the in-degree stays),
+        best first."""
         c = self.cfg
         ids = [i for i in g.ids if i in signals.ids]  # clusters that existed during the probe
         if not ids:
             return []
         scores = signals.candidate_scores(ids)  # (N, N): [a, b] = score of the edge ids[b] -> ids[a]
-        indeg = {i: g.in_degree(i) for i in ids}
         allowed = {"feedforward": c.feedforward, "feedback": c.feedback, "recurrent": c.recurrent}
         cands = []
         for a, i in enumerate(ids):
-            if indeg[i] >= c.max_in_degree:
+            n = g.in_degree(i)
+            if (n >= c.max_in_degree) != full:
                 continue
-            coef = signals.model.coef(indeg[i] + 1)
+            coef = signals.model.coef(n if full else n + 1)
             for b, j in enumerate(ids):
-                kind = "feedforward" if j < i else ("recurrent" if j == i else "feedback")
-                if (j, i) in g.edges or (j, i) in exclude or not allowed[kind] or not g.allows(j, i):
+                if (j, i) in g.edges or (j, i) in exclude or not allowed[edge_kind(j, i)] or not g.allows(j, i):
                     continue
                 cands.append(((j, i), coef * float(scores[a, b])))
         cands.sort(key=lambda t: (-t[1], t[0]))
-        chosen, per_dst = [], {}
-        for (j, i), s in cands:  # respect the in-degree cap within one event too
-            if indeg[i] + per_dst.get(i, 0) < c.max_in_degree and s > 0:
-                chosen.append(((j, i), s))
-                per_dst[i] = per_dst.get(i, 0) + 1
-        return chosen
+        return cands
 
     def _log(self, step, op, clusters, reason, before, after, kind=None, score=None, edges=None):
         self.events.append(Event(step, op, clusters, reason, before, after, kind,
@@ -218,6 +316,7 @@ class _Signals:
     @torch.no_grad()
     def __init__(self, model: LuminaNet, params: dict, trace: dict):
         self.model, self.params, self.ids = model, params, sorted(trace)
+        self._scores: tuple[list[int], torch.Tensor] | None = None
         self.G = {i: s2_grad(trace[i]).detach() for i in self.ids}  # (B, d)
         self.F1 = {i: trace[i]["f1"].detach() for i in self.ids}
         self.F2 = {i: trace[i]["f2"].detach() for i in self.ids}
@@ -236,9 +335,14 @@ class _Signals:
             c = F.linear((self.F2 if j < i else self.F1)[j], w)
         return float((c * self.G[i]).sum(1).abs().sum()) * self.model.coef(n)
 
-    @torch.no_grad()
     def candidate_scores(self, ids: list[int]) -> torch.Tensor:
-        """(N, N) unscaled scores of every edge ids[b] -> ids[a] (see the module docstring)."""
+        """(N, N) unscaled scores of every edge ids[b] -> ids[a] (see the module docstring), computed once."""
+        if self._scores is None or self._scores[0] != ids:
+            self._scores = (list(ids), self._candidate_scores(ids))
+        return self._scores[1]
+
+    @torch.no_grad()
+    def _candidate_scores(self, ids: list[int]) -> torch.Tensor:
         G = torch.stack([self.G[i] for i in ids])  # (N, B, d)
         lower = torch.tensor(ids).view(-1, 1) > torch.tensor(ids).view(1, -1)  # j < i: pass-2 signal
         if self.model.cl == "source":

@@ -1,8 +1,8 @@
 """Rebuild a run's structure at any moment from its event log, and compare two structures.
 
-The event log holds every topological decision (connect/prune: the edge; grow/reduce: the sizes;
-split: parent, child and their sizes), so replaying it on the initial graph reproduces the topology
-exactly, without weights.
+The event log holds every topological decision (connect/prune: the edge; swap: the edge removed and the
+edge added; grow/reduce: the sizes; split: parent, child, their sizes and the edges the child inherited),
+so replaying it on the initial graph reproduces the topology exactly, without weights.
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def apply_event(g: Graph, e: dict) -> None:
         g.add_edge(cl[0], cl[1], born=e["step"])
     elif op == "prune":
         del g.edges[(cl[0], cl[1])]
+    elif op == "swap":  # old src, new src, dst
+        del g.edges[(cl[0], cl[2])]
+        g.add_edge(cl[1], cl[2], born=e["step"])
     elif op in ("grow", "reduce"):
         g.clusters[cl[0]].size = e["after"][0]
     elif op == "split":
@@ -24,7 +27,7 @@ def apply_event(g: Graph, e: dict) -> None:
         new = g.add_cluster(slot=g.clusters[parent].slot, size=e["after"][1], born=e["step"], parent=parent)
         if new.id != child:
             raise ValueError(f"event log out of order: split of {parent} should create {child}, got {new.id}")
-        # the edges the child inherited (logged since the in-degree cap applies to them), else the old rule
+        # the edges the child inherited (logged: v2's split let the in-degree cap drop some), else the rule
         inherited = e.get("edges", [ab for ab, _ in inherited_edges(g, parent, child)])
         for a, b in inherited:
             g.add_edge(a, b, born=e["step"])

@@ -1,0 +1,88 @@
+"""The CPU fast path of the CIFAR-10 baselines (channels_last, `lumina.baselines.vision.FAST_PATH`) and the
+`cifar10_short` run set: same function as float32, exact resume, the equal-budget rules of the run set."""
+import pytest
+import torch
+
+from lumina.baselines import BASELINES, build_baseline
+from lumina.baselines.vision import FAST_PATH, channels_last
+from lumina.config import resolve
+from lumina.loop import train
+from lumina.optim import make_optimizer
+from lumina.published import SHORT_EPOCHS, cifar10_parity_runs, cifar10_short_runs
+
+QUIET = dict(log=lambda *a: None)
+TOL = 1e-4  # float32 either way: only the summation order of the convolutions differs
+
+
+@pytest.mark.parametrize("name", [n for n in BASELINES if FAST_PATH[n]])
+def test_fast_forward_agrees_with_float32(name):
+    """On random input the fast path's logits equal float32's within TOL x (1 + max |logit|)."""
+    torch.manual_seed(0)
+    ref = build_baseline(name).eval()
+    torch.manual_seed(0)
+    fast = channels_last(build_baseline(name).eval())
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        a, b = ref(x), fast(x.contiguous(memory_format=torch.channels_last))
+    assert (a - b).abs().max() <= TOL * (1 + a.abs().max())
+
+
+def test_optimizer_state_follows_the_layout():
+    """Moments restored in the default layout (as from a checkpoint) are converted: fused AdamW on mismatched
+    strides silently updates the wrong elements."""
+    torch.manual_seed(0)
+    ref, fast = build_baseline("lenet5"), build_baseline("lenet5")
+    fast.load_state_dict(ref.state_dict())
+    o_ref, o_fast = make_optimizer(ref, 1e-2, 0.05), make_optimizer(fast, 1e-2, 0.05)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+
+    def step(model, opt, inp):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(inp), y).backward()
+        opt.step()
+
+    step(ref, o_ref, x)
+    step(fast, o_fast, x)  # state created in the default layout, then the model is converted
+    channels_last(fast, o_fast)
+    step(ref, o_ref, x)
+    step(fast, o_fast, x.contiguous(memory_format=torch.channels_last))
+    for (n, p), q in zip(ref.named_parameters(), fast.parameters()):
+        assert torch.allclose(p, q, atol=1e-5), n
+
+
+def test_fast_path_resumes_exactly(tmp_path):
+    cfg = resolve("synthetic", "smoke", arch="lenet5", channels_last=True, epochs=1.0, threads=1)
+    straight = train(cfg, **QUIET)
+    assert train(cfg, ckpt=tmp_path / "c.safetensors", stop_after=7, **QUIET) is None
+    resumed = train(cfg, ckpt=tmp_path / "c.safetensors", **QUIET)
+    assert resumed.result["metrics"] == straight.result["metrics"]
+    for (n, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(p, q), n
+    assert resumed.result["provenance"]["fast_path"] == {"amp": False, "channels_last": True}
+
+
+def test_channels_last_is_for_image_baselines():
+    with pytest.raises(ValueError, match="channels_last"):
+        resolve("cifar10", "smoke", channels_last=True)
+
+
+@pytest.mark.parametrize("profile", ("smoke", "full"))
+def test_short_set_is_an_equal_budget(profile):
+    runs = cifar10_short_runs(profile)
+    assert list(runs)[-1] == "luminanet" and set(runs) == {*BASELINES, "luminanet"}  # LuminaNet last
+    cfgs = [c for g in runs.values() for c in g]
+    assert len({c.train.epochs for c in cfgs}) == 1 and len({c.train.batch_size for c in cfgs}) == 1
+    assert {c.train.threads for c in cfgs} == {1}
+    assert len({c.train.eval_every for c in cfgs}) == 1  # one evaluation schedule for all (the per-epoch curves)
+    for c in cfgs:
+        assert c.train.channels_last == FAST_PATH.get(c.model.arch, {}).get("channels_last", False)
+    assert [c.train.seed for c in runs["lenet5"]] == [0, 1] == [c.train.seed for c in runs["luminanet"]]
+    if profile == "full":
+        assert SHORT_EPOCHS >= 5 and cfgs[0].train.epochs == SHORT_EPOCHS
+
+
+def test_parity_runs_differ_only_in_the_path_or_the_seed():
+    for f32, fast, fast1 in cifar10_parity_runs("full").values():
+        assert f32.train.epochs == fast.train.epochs == 1.0 and f32.train.seed == fast.train.seed == 0
+        assert not f32.train.channels_last and fast.train.channels_last and fast1.train.seed == 1
+        assert (f32.non_default()["train"] | {"channels_last": True}) == fast.non_default()["train"]

@@ -1,0 +1,319 @@
+"""The second reading of text (a recurrent LuminaNet), the text knobs (causal wiring patterns, tied head,
+message LayerNorm, slot readout), the dev split, random window offsets, per-position losses and the n-gram
+references. Tiny and single-threaded; no data needed.
+"""
+import math
+import os
+from collections import Counter
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lumina.build import build_model, initial_graph
+from lumina.checkpoint import read_network, write_network
+from lumina.config import DataConfig, EvolutionConfig, ExperimentConfig, ModelConfig, TrainConfig
+from lumina.data.stories import loose_key
+from lumina.data.tokenizer import encode_corpus, train_tokenizer
+from lumina.evolution.replay import replay
+from lumina.loop import train
+from lumina.model import LuminaNet, forward_fast
+from lumina.ngram import KneserNeyLM
+from lumina.text import TextTask, bucket_ppl
+from lumina.topology import Graph
+from tests.helpers import random_graph, random_params
+from tests.test_text import tiny_stories
+
+torch.set_num_threads(1)
+
+
+def recurrent_model(g: Graph, cl="source", msg_norm=False, tie=False, d=8, vocab=40, seed=0) -> LuminaNet:
+    return LuminaNet(g, d_in=d, d_hidden=d, n_out=vocab, input_kind="tokens", vocab_size=vocab, cl=cl,
+                     text_net="recurrent", msg_norm=msg_norm, tie_head=tie, seed=seed,
+                     params=random_params(g, d, d, seed, cl))
+
+
+def cfg_v3(**model) -> ExperimentConfig:
+    m = dict(context=8, d_hidden=8, init_size=8, d_embed=8)
+    m.update(model)
+    return ExperimentConfig(
+        experiment="tinystories", profile="smoke", model=ModelConfig(**m),
+        evolution=EvolutionConfig(m_min=2, m_max=12, grow_n=4, evolve_every=3, load_every=1, min_edge_age=3,
+                                  probe_batch=8, warmup_frac=0.05, freeze_frac=0.1, max_in_degree=3),
+        train=TrainConfig(threads=1, label_smoothing=0.0, augment=False, epochs=3.0, batch_size=8, lr=5e-3,
+                          eval_every=20),
+        data=DataConfig(dataset="tinystories", vocab_size=300, test_subset=64)).validate()
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    train_, val = tiny_stories(60, seed=1), tiny_stories(12, seed=2)
+    return train_, val, train_tokenizer(train_, 300)
+
+
+# ---- the recurrent network -------------------------------------------------------------------------
+@pytest.mark.parametrize("cl", ["source", "edge"])
+@pytest.mark.parametrize("msg_norm", [False, True])
+def test_recurrent_executors_agree_and_are_causal(cl, msg_norm):
+    g = random_graph(1, 5, n_splits=6, n_edges=30, seed=3)  # one slot: every cluster reads the current token
+    m = recurrent_model(g, cl, msg_norm)
+    x = torch.randint(0, 40, (3, 10))
+    fast, ref = m(x), m(x, executor="reference")
+    assert fast.shape == (3, 10, 40)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    x2 = x.clone()
+    x2[:, 6] = (x2[:, 6] + 1) % 40
+    for ex in ("fast", "reference"):
+        a, b = m(x, executor=ex), m(x2, executor=ex)
+        assert torch.equal(a[:, :6], b[:, :6])  # bit-identical before the changed token
+        assert not torch.allclose(a[:, 6:], b[:, 6:])
+
+
+def test_recurrent_state_carries_context_only_through_feedback_and_recurrent_edges():
+    """Without feedback or recurrent edges a recurrent network sees only the current token (a bigram)."""
+    g = Graph.initial(1, 5, "dense", per_slot=4)  # feedforward only
+    m = recurrent_model(g)
+    x = torch.randint(0, 40, (2, 6))
+    x2 = x.clone()
+    x2[:, 0] = (x2[:, 0] + 1) % 40
+    assert torch.equal(m(x)[:, 1:], m(x2)[:, 1:])
+    g = Graph.initial(1, 5, "recurrent", per_slot=4)
+    m = recurrent_model(g)
+    assert not torch.allclose(m(x)[:, 1:], m(x2)[:, 1:])
+
+
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_recurrent_cached_generation_equals_the_full_forward(cl):
+    m = recurrent_model(random_graph(1, 5, n_splits=4, n_edges=20, seed=5), cl)
+    x = torch.randint(0, 40, (2, 9))
+    cache = {}
+    stepped = torch.stack([m.step_slot(x[:, t], t, cache) for t in range(9)], 1)
+    torch.testing.assert_close(stepped, m(x), atol=1e-5, rtol=1e-5)
+
+
+def test_recurrent_probe_trace_folds_positions_into_the_batch():
+    m = recurrent_model(random_graph(1, 5, n_splits=3, n_edges=15, seed=1))
+    x = torch.randint(0, 40, (2, 7))
+    trace = {}
+    f2 = forward_fast(m, m.encode_inputs(x), trace=trace)
+    F.cross_entropy(m.readout(f2).flatten(0, 1), x.flatten()).backward()
+    assert sorted(trace) == m.graph.ids
+    for i, e in trace.items():
+        assert e["S"].grad is not None and e["S"].grad[e["t"]].shape == (14, 8)
+        assert e["f2"].shape == (14, 8) and e["h2"].shape == (14, m.graph.clusters[i].size)
+    # the folded f2 equals the forward's output, position-major
+    torch.testing.assert_close(torch.stack([trace[i]["f2"] for i in m.graph.ids]),
+                               f2.transpose(1, 2).reshape(len(m.graph.ids), 14, 8))
+
+
+def test_recurrent_network_trains_evolves_and_replays(corpus):
+    train_stories, val, tok = corpus
+    cfg = cfg_v3(text_net="recurrent", n_clusters=3, init_connect="recurrent", msg_norm=True, tie_head=True,
+                 embed_std=0.02)
+    task = TextTask(cfg, stories=(train_stories, val), tokenizer=tok)
+    run = train(cfg, task=task, log=lambda *a: None)
+    g = run.model.graph
+    counts = run.result["event_counts"]
+    assert counts["connect"] > 0 and counts["grow"] > 0, counts
+    assert g.n_slots == 1 and len(g.clusters) >= 3
+    assert replay(initial_graph(cfg), run.events).to_dict() == g.to_dict()
+    losses = [h["train_loss"] for h in run.result["history"]]
+    assert losses[-1] < losses[0]
+    assert run.model.head.weight is run.model.embed.weight  # still one tensor after evolution events
+    by_pos = run.result["loss_by_position"]
+    assert len(by_pos) == cfg.model.context
+    assert sum(by_pos) / len(by_pos) == pytest.approx(run.result["metrics"]["test_loss"], rel=1e-9)
+
+
+# ---- the tied head --------------------------------------------------------------------------------
+def test_tied_head_is_one_tensor_and_survives_a_checkpoint_round_trip(tmp_path):
+    cfg = cfg_v3(text_net="recurrent", n_clusters=3, init_connect="recurrent", tie_head=True, embed_std=0.02)
+    m = build_model(cfg)
+    assert m.head.weight is m.embed.weight
+    named = m.named_tensors()
+    assert "head.weight" not in named and "embed.weight" in named
+    write_network(tmp_path / "net", named, cfg.to_dict(), cfg.key(), m.graph.to_json())
+    _, _, tensors, _ = read_network(tmp_path / "net")
+    extra = {k: v for k, v in tensors.items() if "." in k}
+    m2 = build_model(cfg, m.graph, {k: v for k, v in tensors.items() if k not in extra}, extra)
+    assert m2.head.weight is m2.embed.weight
+    x = torch.randint(0, 300, (2, 8))
+    torch.testing.assert_close(m2(x), m(x))
+    n_unique = sum(p.numel() for p in m.parameters())
+    assert m.count_params() == n_unique  # counted once
+
+
+def test_tie_head_needs_equal_widths():
+    with pytest.raises(ValueError, match="d_embed == d_hidden"):
+        cfg_v3(tie_head=True, d_embed=4)
+
+
+# ---- causal wiring patterns of the slot network -------------------------------------------------------
+@pytest.mark.parametrize("pattern", ["multiscale", "random"])
+def test_causal_patterns_wire_only_forwards_and_stay_causal(pattern):
+    cfg = cfg_v3(init_connect=pattern, readout="slot")
+    g = initial_graph(cfg)
+    assert all(g.clusters[s].slot <= g.clusters[d].slot for (s, d) in g.edges)
+    assert all((t, t) in g.edges for t in range(8))  # a self-loop on every slot
+    if pattern == "multiscale":
+        assert {s for (s, d) in g.edges if d == 7} == {7, 6, 5, 3}  # t-1, t-2, t-4 and itself
+    m = build_model(cfg)
+    x = torch.randint(0, 300, (2, 8))
+    x2 = x.clone()
+    x2[:, 4] = (x2[:, 4] + 1) % 300
+    for ex in ("fast", "reference"):
+        assert torch.equal(m(x, executor=ex)[:, :4], m(x2, executor=ex)[:, :4])
+    torch.testing.assert_close(m(x), m(x, executor="reference"), atol=1e-5, rtol=1e-5)
+    cache = {}
+    stepped = torch.stack([m.step_slot(x[:, t], t, cache) for t in range(8)], 1)
+    torch.testing.assert_close(stepped, m(x), atol=1e-5, rtol=1e-5)
+
+
+def test_random_pattern_follows_the_seed():
+    a = Graph.initial(10, 4, "random", causal=True, seed=0)
+    b = Graph.initial(10, 4, "random", causal=True, seed=0)
+    c = Graph.initial(10, 4, "random", causal=True, seed=1)
+    assert a.to_dict() == b.to_dict() and a.to_dict() != c.to_dict()
+
+
+def test_slot_readout_reads_only_the_current_slot():
+    g = Graph.initial(6, 4, causal=True)  # no edges: slot t knows only token t
+    m = LuminaNet(g, d_in=8, d_hidden=8, n_out=40, input_kind="tokens", vocab_size=40, readout="slot",
+                  params=random_params(g, 8, 8))
+    x = torch.randint(0, 40, (2, 6))
+    x2 = x.clone()
+    x2[:, 0] = (x2[:, 0] + 1) % 40
+    assert torch.equal(m(x)[:, 1:], m(x2)[:, 1:])
+
+
+# ---- data: dev split, random offsets, per-position losses -----------------------------------------------
+def test_dev_split_shares_no_story_with_training_or_validation(corpus):
+    train_stories, val, tok = corpus
+    cfg = ExperimentConfig(experiment="tinystories", profile="smoke", model=ModelConfig(context=8),
+                           data=DataConfig(dataset="tinystories", vocab_size=300, validation=True,
+                                           dev_stories=10)).validate()
+    task = TextTask(cfg, stories=(train_stories, val), tokenizer=tok)
+    dev, kept = train_stories[-10:], train_stories[:-10]
+    assert torch.equal(task.val_tokens, encode_corpus(tok, dev))  # scored: the held-out stories only
+    assert torch.equal(task.train_tokens, encode_corpus(tok, kept))  # trained: the rest
+    keys = lambda stories: {loose_key(s) for s in stories}
+    assert not keys(dev) & keys(kept) and not keys(dev) & keys(val)
+    with pytest.raises(Exception, match="dev_stories"):
+        TextTask(ExperimentConfig(experiment="tinystories", profile="smoke", model=ModelConfig(context=8),
+                                  data=DataConfig(dataset="tinystories", vocab_size=300, validation=True,
+                                                  dev_stories=60)).validate(),
+                 stories=(train_stories, val), tokenizer=tok)
+
+
+def text_cfg_plain() -> ExperimentConfig:
+    return ExperimentConfig(experiment="tinystories", profile="smoke", model=ModelConfig(context=8),
+                            data=DataConfig(dataset="tinystories", vocab_size=300)).validate()
+
+
+def test_random_offsets_read_contiguous_stream_slices(corpus):
+    train_stories, val, tok = corpus
+    cfg = ExperimentConfig(experiment="tinystories", profile="smoke", model=ModelConfig(context=8),
+                           data=DataConfig(dataset="tinystories", vocab_size=300, random_offsets=True)).validate()
+    task = TextTask(cfg, stories=(train_stories, val), tokenizer=tok)
+    idx = torch.arange(task.n_train)
+    x, y = task.batch(idx, torch.Generator().manual_seed(0))
+    x2, _ = task.batch(idx, torch.Generator().manual_seed(0))
+    x3, _ = task.batch(idx, torch.Generator().manual_seed(1))
+    assert torch.equal(x, x2) and not torch.equal(x, x3)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    stream = task.train_tokens.tolist()
+    for k in range(0, task.n_train, 7):  # each window is the stream from some start in [kL, kL + L)
+        w = x[k].tolist() + [int(y[k, -1])]
+        starts = [s for s in range(8 * k, min(8 * k + 8, len(stream) - 8)) if stream[s:s + 9] == w]
+        assert starts, k
+
+
+def test_per_position_losses_average_to_the_loss_and_bucket(corpus):
+    train_stories, val, tok = corpus
+    cfg = cfg_v3(text_net="recurrent", n_clusters=2, init_connect="recurrent")
+    task = TextTask(cfg, stories=(train_stories, val), tokenizer=tok, eval_batch=3)
+    ev = task.evaluate(build_model(cfg))
+    assert len(ev["loss_by_pos"]) == 8
+    assert sum(ev["loss_by_pos"]) / 8 == pytest.approx(ev["loss"], rel=1e-9)
+    b = bucket_ppl(ev["loss_by_pos"])
+    assert list(b) == ["0", "1-3", "4-7"]
+    assert b["0"] == pytest.approx(math.exp(ev["loss_by_pos"][0]))
+
+
+# ---- n-gram references ------------------------------------------------------------------------------
+def kn_bigram_by_hand(tokens: list[int], V: int):
+    """Interpolated Kneser-Ney bigram written out with Counters, for a tiny corpus."""
+    pairs = Counter(zip(tokens, tokens[1:]))
+    cont = Counter(w for (_, w) in pairs)  # N1+(. w)
+    n_pairs = len(pairs)
+    disc = lambda c: c[1] / (c[1] + 2 * c[2]) if c[1] + c[2] else 0.5
+    d1 = disc(Counter(cont.values()))
+    p1 = {w: max(cont[w] - d1, 0) / n_pairs + d1 * len(cont) / n_pairs / V for w in range(V)}
+    d2 = disc(Counter(pairs.values()))
+    total = Counter(v for (v, _) in pairs.elements())
+    types = Counter(v for (v, _) in pairs)
+
+    def p(w, v):
+        if total[v] == 0:
+            return p1[w]
+        return max(pairs[(v, w)] - d2, 0) / total[v] + d2 * types[v] / total[v] * p1[w]
+    return p
+
+
+def test_kneser_ney_bigram_equals_an_independent_count():
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 6, (60,), generator=g)  # sparse enough for counts of 1 and 2
+    V = 8  # two tokens never seen: they still get a probability
+    lm = KneserNeyLM(tokens, V, order=2)
+    p = kn_bigram_by_hand(tokens.tolist(), V)
+    x = torch.tensor([[0, 3, 5, 7, 1]])
+    got = lm(x).exp()[0]
+    for t in range(5):
+        for w in range(V):
+            assert float(got[t, w]) == pytest.approx(p(w, int(x[0, t])), rel=1e-5)
+
+
+def test_kneser_ney_trigram_is_a_distribution_and_beats_the_bigram_on_its_own_text():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randint(0, 7, (50,), generator=g)
+    tokens = base.repeat(20)  # a repeated sequence: the trigram context is very informative
+    tri, bi = KneserNeyLM(tokens, 9, 3), KneserNeyLM(tokens, 9, 2)
+    x = base[:30].view(1, -1)
+    lp3, lp2 = tri(x), bi(x)
+    torch.testing.assert_close(lp3.exp().sum(-1), torch.ones(1, 30), atol=1e-5, rtol=0)
+    y = base[1:31].view(1, -1)
+    nll = lambda lp: -lp[0, torch.arange(1, 30), y[0, 1:]].mean()
+    assert nll(lp3) < nll(lp2)
+    # position 0 has one token before the target inside the window: the trigram model's bigram level
+    torch.testing.assert_close(lp3[0, 0], tri.p2[x[0, 0]].log().float())
+
+
+def test_reference_metrics_of_a_task(corpus):
+    train_stories, val, tok = corpus
+    task = TextTask(text_cfg_plain(), stories=(train_stories, val), tokenizer=tok)
+    refs = task.reference_metrics()
+    assert set(refs) == {"unigram", "bigram", "trigram"}
+    assert refs["bigram"]["ppl"] < refs["unigram"]["ppl"]
+    assert all(len(r["loss_by_pos"]) == 8 for r in refs.values())
+
+
+# ---- token scaling ----------------------------------------------------------------------------------
+def test_power_law_fit_recovers_a_known_law_and_the_meeting_point():
+    from lumina.scaling import fit_power_law, meet, predict
+
+    N = [1e5, 2e5, 4e5, 8e5, 1.6e6]
+    fit1 = fit_power_law(N, [30.0 * n ** -0.2 for n in N])
+    assert fit1["b"] == pytest.approx(0.2, abs=1e-9) and predict(fit1, 1e7) == pytest.approx(30.0 * 1e7 ** -0.2)
+    fit2 = fit_power_law(N, [3.0 * n ** -0.05 for n in N])  # flatter and lower: model 1 overtakes it later
+    # exact crossing: 30 N^-0.2 = 3 N^-0.05  ->  N* = 10^(1/0.15), ahead of the measured budgets
+    noisy = lambda f: {**f, "cov": [[1e-6, 0.0], [0.0, 1e-10]]}
+    star = 10 ** (1 / 0.15)
+    m = meet(noisy(fit1), noisy(fit2), beyond=1.6e6)
+    assert m["p_meet"] > 0.99 and m["lo"] < star < m["hi"] and m["tokens"] == pytest.approx(star, rel=0.05)
+    # curves that part: model 1 already below and steeper, their crossing lies in the past
+    far = meet(noisy(fit_power_law(N, [2.0 * n ** -0.2 for n in N])), noisy(fit2), beyond=1.6e6)
+    assert far["p_meet"] < 0.01 and "tokens" not in far
+    with pytest.raises(ValueError, match=">= 3"):
+        fit_power_law([1, 2], [3, 4])
