@@ -74,9 +74,7 @@ def report(profile: str = "full") -> str:
     for v, f in fit["fits"].items():
         out.append(f"\n{v}: validation loss ∝ tokens^-{f['b']:.3f} over {f['n']} budgets")
     if "meet" in fit:
-        m = fit["meet"]
-        out.append(f"\nLuminaNet meets GPT-2 in {100 * m['p_meet']:.0f}% of the fit's draws"
-                   + (f", at {m['tokens']:.3g} predicted tokens (5-95%: {m['lo']:.3g} to {m['hi']:.3g})" if "tokens" in m else ""))
+        out.append(f"\nScaling fits: {verdicts.crossing(fit)}")
     return "\n".join(out) + "\n"
 
 
