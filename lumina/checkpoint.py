@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load, save_file
 
 from .topology import Graph
 
@@ -100,14 +100,28 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     _atomic(path, lambda tmp: save_file(cpu, tmp, metadata=meta))
 
 
+def _metadata(data: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file's bytes: an 8-byte little-endian header length, then the JSON
+    header."""
+    n = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or n > len(data) - 8:
+        raise ValueError("the header is cut short")
+    return json.loads(data[8:8 + n]).get("__metadata__") or {}
+
+
 def load_tensors(path: Path, fix: str = "delete it") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a safetensors file whose tensors match their stored sha256. `fix` says what to
     do about a corrupt file, in the error. A file written before checksums existed (no `sha256` in its
-    metadata) loads unchecked: refusing it would strand every run checkpointed by older code."""
+    metadata) loads unchecked: refusing it would strand every run checkpointed by older code.
+
+    The file is read once, into memory, and header and tensors both come from those bytes. Not
+    `safe_open`: it reads the header through one open of the path and the tensors through a second
+    (`torch.UntypedStorage.from_file`), so a checkpoint replaced between the two (a run saving while
+    another process reads) paired one file's checksum with the next file's tensors."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        data = Path(path).read_bytes()
+        meta = _metadata(data)
+        tensors = load(data)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors file ({err}); {fix}") from err
     want = meta.get(CHECKSUM)

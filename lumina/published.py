@@ -122,6 +122,83 @@ def cifar10_v3_choice_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
     return out
 
 
+def cifar10_v3_choice(profile: str) -> dict | None:
+    """The rule's outcome: {"luminanet": (width, lr), "lenet5": lr}, each the setting with the best mean
+    validation top-1 over its seeds (ties: the smaller width, then the smaller rate); None until every run
+    of `cifar10_v3_choice_runs` is stored."""
+    found = {name: [load_result(c) for c in cfgs] for name, cfgs in cifar10_v3_choice_runs(profile).items()}
+    if any(r is None for rs in found.values() for r in rs):
+        return None
+    mean = {name: sum(r["metrics"]["test_top1"] for r in rs) / len(rs) for name, rs in found.items()}
+    cfg = {name: cifar10_v3_choice_runs(profile)[name][0] for name in found}
+
+    def best(prefix: str) -> ExperimentConfig:
+        names = [n for n in mean if n.startswith(prefix)]
+        return cfg[max(names, key=lambda n: (mean[n], -cfg[n].model.d_hidden, -cfg[n].train.lr))]
+    lum, lenet = best("LuminaNet"), best("LeNet-5")
+    return {"luminanet": (lum.model.d_hidden, lum.train.lr), "lenet5": lenet.train.lr}
+
+
+def cifar10_v3_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
+    """The v3 headline pair at 50 epochs (`full`), 3 seeds each: LuminaNet v3 at the chosen width and rate,
+    LeNet-5 at its chosen rate; the same recipe, epochs, seeds and data order. Empty until the choice is stored."""
+    choice = cifar10_v3_choice(profile)
+    if choice is None:
+        return {}
+    (w, lr), seeds = choice["luminanet"], HEADLINE_SEEDS[:1] if profile == "smoke" else HEADLINE_SEEDS
+    return {"luminanet": [resolve("cifar10", profile, d_hidden=w, lr=lr, seed=s, **CIFAR_V3) for s in seeds],
+            "baselines": [resolve("cifar10_baseline", profile, arch="lenet5", lr=choice["lenet5"], seed=s)
+                          for s in seeds]}
+
+
+V3_MECHANISMS = {  # one v3 mechanism off at a time (the others as chosen), on the validation split
+    "no split": {"split": False},
+    "no grow": {"grow": False, "reduce": False},
+    "no connect": {"connect": False, "prune": False, "swap_k": 0},
+    "no swap": {"swap_k": 0},
+    "splits cut wiring (v2)": {"split_keep_wiring": False},
+    "late growth (v2)": {"grow_until_frac": 0.0},
+}
+
+
+def cifar10_v3_controls(profile: str, mechanisms: bool = False) -> dict[str, list[ExperimentConfig]]:
+    """At the chosen width and rate, on the validation split, 2 seeds each: the evolved v3 run (the choice run
+    itself) beside controls that differ from it in one thing: (a) its final topology trained from scratch,
+    evolution off; (b) the initial clusters with fixed dense feedforward + feedback wiring; (c) the initial
+    clusters without edges, both evolution off; with `mechanisms`, also each V3_MECHANISMS ablation. Empty
+    until the choice is stored."""
+    choice = cifar10_v3_choice(profile)
+    if choice is None:
+        return {}
+    (w, lr), seeds = choice["luminanet"], SEEDS[:1] if profile == "smoke" else SEEDS
+    out: dict[str, list[ExperimentConfig]] = {}
+    for s in seeds:
+        ev = resolve("cifar10_ablation", profile, d_hidden=w, lr=lr, seed=s, **CIFAR_V3)
+        fixed = dict(d_hidden=w, lr=lr, seed=s, evolve=False)
+        runs = {"evolved v3": ev, "(a) final topology, from scratch": final_topology(ev),
+                "(b) dense start, fixed": resolve("cifar10_ablation", profile, init_connect="dense_fb", **fixed),
+                "(c) no edges, fixed": resolve("cifar10_ablation", profile, **fixed)}
+        if mechanisms:
+            runs.update({name: resolve("cifar10_ablation", profile, d_hidden=w, lr=lr, seed=s, **{**CIFAR_V3, **kw})
+                         for name, kw in V3_MECHANISMS.items()})
+        for name, cfg in runs.items():
+            out.setdefault(name, []).append(cfg)
+    return out
+
+
+def cifar10_v3_table5(profile: str) -> dict[str, list[ExperimentConfig]]:
+    """Table 5 as the paper states it: the network evolved from scratch and one evolved from the dense start
+    (init_connect="dense", evolution on), at the chosen width and rate, 2 seeds, validation split; each is
+    scored with and without every connection (`lumina.analysis.pruning_test`)."""
+    choice = cifar10_v3_choice(profile)
+    if choice is None:
+        return {}
+    (w, lr), seeds = choice["luminanet"], SEEDS[:1] if profile == "smoke" else SEEDS
+    return {"from scratch": [resolve("cifar10_ablation", profile, d_hidden=w, lr=lr, seed=s, **CIFAR_V3) for s in seeds],
+            "dense start": [resolve("cifar10_ablation", profile, d_hidden=w, lr=lr, seed=s, init_connect="dense",
+                                    **CIFAR_V3) for s in seeds]}
+
+
 def evolved(profile: str, seed: int, **kw) -> ExperimentConfig:
     return resolve("cifar10_ablation", profile, seed=seed, **({} if profile == "smoke" else {"d_hidden": HEADLINE_WIDTH}), **kw)
 
@@ -129,7 +206,7 @@ def evolved(profile: str, seed: int, **kw) -> ExperimentConfig:
 def final_topology(ev: ExperimentConfig) -> ExperimentConfig:
     """Control (a) of an evolved run: its final topology trained from scratch, evolution off."""
     return resolve(ev.experiment, ev.profile, seed=ev.train.seed, evolve=False, d_hidden=ev.model.d_hidden,
-                   init_from=f"{ev.experiment}/{ev.profile}/{ev.key()}/topology.json")
+                   lr=ev.train.lr, init_from=f"{ev.experiment}/{ev.profile}/{ev.key()}/topology.json")
 
 
 def controls(profile: str, seed: int) -> dict[str, ExperimentConfig]:
@@ -318,6 +395,12 @@ RUN_SETS = {
     "cifar10_ablation": lambda profile: _flat(ablation_runs(profile)),
     "cifar10_widths": lambda profile: list(width_runs(profile).values()),
     "cifar10_v3_choice": lambda profile: _flat(cifar10_v3_choice_runs(profile)),
+    # after the choice: the controls first (they decide the chapter's claims), then Table 5, the headline pair,
+    # and the mechanism ablations; rerun until it trains nothing (control (a) needs its evolved run's topology)
+    "cifar10_v3": lambda profile: _unique([*(c for g in cifar10_v3_controls(profile).values() for c in g),
+                                           *(c for g in cifar10_v3_table5(profile).values() for c in g),
+                                           *(c for g in cifar10_v3_runs(profile).values() for c in g),
+                                           *(c for g in cifar10_v3_controls(profile, True).values() for c in g)]),
     "tinystories": lambda profile: _flat(tinystories_runs(profile)),
     "tinystories_controls": lambda profile: list(tinystories_controls(profile).values()),
     "tinystories_screen": lambda profile: list(text_screen_runs(profile).values()),

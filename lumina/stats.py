@@ -7,6 +7,8 @@ Definitions (used the same way in the book):
   - **recurrent structure**: a feedback or recurrent edge j→i (j >= i) that closes a directed cycle,
     i.e. a self-loop, or a feedback edge for which a feedforward path i → ... → j exists. Each such edge
     is counted once; a feedback edge that closes no cycle is only a skip backwards and is not counted.
+  - **readout-only neurons**: the neurons of clusters that send to no other cluster (no out-edge, or only a
+    self-loop): their output reaches the readout and nothing else.
   - **similarity** of two architectures: the cosine similarity of their wiring histograms, which count the
     edges of each (source slot, target slot, kind): which inputs (patches, token positions) talk to which,
     and how. It is independent of cluster ids (a split child has its parent's slot), 1 = the same wiring
@@ -42,6 +44,13 @@ def summary(g: Graph) -> dict:
     sizes = [g.clusters[i].size for i in g.ids]
     return {"n_clusters": len(sizes), "n_neurons": sum(sizes), "sizes": sizes, "depth": depth(g),
             "recurrent_structures": recurrent_structures(g), "edges": len(g.edges), **g.edge_counts()}
+
+
+def readout_only(g: Graph) -> float:
+    """Fraction of the neurons that sit in clusters whose output reaches no other cluster."""
+    senders = {j for (j, i) in g.edges if j != i}
+    total = sum(c.size for c in g.clusters.values())
+    return sum(c.size for i, c in g.clusters.items() if i not in senders) / total if total else 0.0
 
 
 def wiring(g: Graph) -> Counter:

@@ -505,3 +505,32 @@ def test_check_writable_refuses_a_folder_that_refuses_a_file(tmp_path, monkeypat
         check_writable(tmp_path / "x", "LUMINA_RUNS")
     assert str(err.value) == (f"{tmp_path} is not writable (Read-only file system), so {tmp_path / 'x'} cannot be "
                               "written; point LUMINA_RUNS at a writable folder")
+
+
+def test_a_file_replaced_while_it_is_read_is_never_taken_for_corrupt(tmp_path):
+    """Another process keeps replacing a file (a run checkpointing) while this one reads it: every read gets
+    one whole file, never one file's checksum with the next file's tensors."""
+    path = tmp_path / "ckpt.safetensors"
+    writer = textwrap.dedent(f"""
+        import itertools, torch
+        from lumina.checkpoint import save_tensors
+        for i in itertools.count():  # same names and shapes each time, other bytes: only the checksum tells them apart
+            save_tensors({str(path)!r}, {{"w": torch.full((64, 64), float(i)), "b": torch.arange(4096) + i}},
+                         {{"state": str(i % 7)}})
+    """)
+    checkpoint_module.save_tensors(path, {"w": torch.zeros(64, 64), "b": torch.arange(4096)}, {"state": "0"})
+    child = subprocess.Popen([sys.executable, "-c", writer], cwd=ROOT)
+    try:
+        seen, started, end = set(), time.monotonic(), None
+        while end is None or time.monotonic() < end:
+            tensors, meta = load_tensors(path)
+            i = int(tensors["w"][0, 0].item())
+            assert torch.equal(tensors["b"], torch.arange(4096) + i) and meta["state"] == str(i % 7)
+            seen.add(i)
+            if end is None and len(seen) > 1:  # the writer has started: read for 3 more seconds
+                end = time.monotonic() + 3.0
+            assert child.poll() is None and time.monotonic() - started < 120, "the writer did not start"
+        assert len(seen) > 20  # the file really was replaced under the reads
+    finally:
+        child.kill()
+        child.wait()

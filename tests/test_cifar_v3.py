@@ -1,0 +1,81 @@
+"""CIFAR-10 v3 (book chapters 3 and 6): the choice rule on the validation split, the runs it selects, and the
+wiring statistic of the v3 target."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lumina import stats
+from lumina.published import (CIFAR_LRS, CIFAR_V3, CIFAR_V3_WIDTHS, RUN_SETS, cifar10_v3_choice,
+                              cifar10_v3_choice_runs, cifar10_v3_controls, cifar10_v3_runs, cifar10_v3_table5)
+from lumina.results import result_dir
+from lumina.topology import Graph
+
+
+def _store(cfg, top1: float) -> None:
+    d = result_dir(cfg)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "metrics": {"test_top1": top1}}))
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+    return _store
+
+
+def test_choice_waits_for_every_run_then_takes_the_best_mean_over_seeds(store):
+    runs = cifar10_v3_choice_runs("full")
+    assert len(runs) == len(CIFAR_V3_WIDTHS) * len(CIFAR_LRS) + len(CIFAR_LRS)  # the same rates for both models
+    assert all(len(cfgs) == 2 for cfgs in runs.values())
+    names = list(runs)
+    for name in names[:-1]:
+        for i, c in enumerate(runs[name]):
+            store(c, 50.0)
+    assert cifar10_v3_choice("full") is None and cifar10_v3_runs("full") == {} and RUN_SETS["cifar10_v3"]("full") == []
+    # the best single seed (70 at d64, lr 1e-3) loses to the best mean (d128, lr 4e-3: 61 and 61)
+    store(runs["LuminaNet-64 v3, lr 0.001"][0], 70.0)
+    store(runs["LuminaNet-64 v3, lr 0.001"][1], 40.0)
+    store(runs["LuminaNet-128 v3, lr 0.004"][0], 61.0)
+    store(runs["LuminaNet-128 v3, lr 0.004"][1], 61.0)
+    store(runs["LeNet-5, lr 0.002"][0], 55.0)
+    store(runs[names[-1]][0], 52.0)
+    store(runs[names[-1]][1], 52.0)
+    assert cifar10_v3_choice("full") == {"luminanet": (128, 4e-3), "lenet5": 2e-3}
+    head = cifar10_v3_runs("full")
+    assert [(c.model.d_hidden, c.train.lr, c.train.epochs, c.train.seed) for c in head["luminanet"]] == \
+        [(128, 4e-3, 50.0, s) for s in (0, 1, 2)]
+    assert all(getattr(c.evolution, k) == v for c in head["luminanet"] for k, v in CIFAR_V3.items())
+    assert [(c.model.arch, c.train.lr) for c in head["baselines"]] == [("lenet5", 2e-3)] * 3
+
+
+def test_controls_differ_from_the_evolved_run_in_one_thing(store):
+    for cfgs in cifar10_v3_choice_runs("full").values():
+        for c in cfgs:
+            store(c, 50.0)
+    ctl = cifar10_v3_controls("full")
+    assert set(ctl) == {"evolved v3", "(a) final topology, from scratch", "(b) dense start, fixed", "(c) no edges, fixed"}
+    for s, ev in enumerate(ctl["evolved v3"]):
+        assert ev.key() == cifar10_v3_choice_runs("full")["LuminaNet-64 v3, lr 0.001"][s].key()  # reused, not retrained
+        a, b, c = (ctl[n][s] for n in ("(a) final topology, from scratch", "(b) dense start, fixed", "(c) no edges, fixed"))
+        for cfg in (a, b, c):
+            assert (cfg.model.d_hidden, cfg.train.lr, cfg.train.seed, cfg.evolution.evolve) == (64, 1e-3, s, False)
+        assert a.model.init_from.endswith(f"{ev.key()}/topology.json")
+        assert (b.model.init_connect, c.model.init_connect) == ("dense_fb", "none")
+    t5 = cifar10_v3_table5("full")
+    assert [c.key() for c in t5["from scratch"]] == [c.key() for c in ctl["evolved v3"]]
+    assert all(c.model.init_connect == "dense" and c.evolution.evolve for c in t5["dense start"])
+    mech = cifar10_v3_controls("full", mechanisms=True)
+    assert len(mech) == 4 + 6 and all(len(v) == 2 for v in mech.values())
+    assert mech["no swap"][0].evolution.swap_k == 0 and mech["no swap"][0].evolution.split_keep_wiring
+
+
+def test_readout_only_counts_the_neurons_that_send_to_no_other_cluster():
+    g = Graph.initial(3, 4)
+    assert stats.readout_only(g) == 1.0  # no edges: everything reaches only the readout
+    g.add_edge(0, 1)
+    g.add_edge(1, 1)  # a self-loop sends to no other cluster
+    g.add_cluster(slot=2, size=8)  # cluster 3
+    g.add_edge(3, 0)
+    assert stats.readout_only(g) == pytest.approx((4 + 4) / 20)  # clusters 1 and 2
