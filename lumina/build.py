@@ -64,5 +64,5 @@ def build_model(cfg: ExperimentConfig, graph: Graph | None = None, params: dict 
                               vocab_size=cfg.data.vocab_size, readout=m.readout, text_net=m.text_net,
                               tie_head=m.tie_head, embed_std=m.embed_std, in_norm=m.in_norm, **kw)
         else:
-            model = LuminaNet(graph, d_in=m.patch * m.patch, n_out=10, patch=m.patch, **kw)
+            model = LuminaNet(graph, d_in=m.patch * m.patch, n_out=10, patch=m.patch, image_readout=m.image_readout, **kw)
     return model.to(device)

@@ -39,6 +39,11 @@ class ModelConfig:
     readout: str = "slot+context"  # text OL at position t [ours]: "slot" = LN(mean of slot t's clusters), which
     #                                 see the earlier tokens through their in-edges; "context" = LN(mean of the
     #                                 clusters of slots <= t); "slot+context" = the sum of both means
+    image_readout: str = "mean"  # image OL [ours]: "mean" = LN(mean_i f_i), SPEC's default; "slots" = LN of the
+    #                              per-patch sums (over the clusters reading each patch) concatenated, 12·d_hidden
+    #                              features, so the OL can tell which patch a signal came from; split children
+    #                              keep their parent's patch and their outputs add up to its, so a split leaves
+    #                              it unchanged
     d_embed: int = 64  # token embedding width, the IL input for text [ours]
     tie_head: bool = False  # text: the OL's output matrix is the token embedding (GPT-2 ties too) [ours]; needs
     #                         d_embed == d_hidden
@@ -198,6 +203,8 @@ class ExperimentConfig:
             errs.append(f"init_connect={m.init_connect!r}; valid: {', '.join(map(repr, INIT_CONNECT))}")
         elif m.init_connect in ("multiscale", "random") and (d.dataset != "tinystories" or m.text_net != "slot"):
             errs.append(f"init_connect={m.init_connect!r} wires slots of a text slot network (dataset='tinystories', text_net='slot')")
+        if m.image_readout not in ("mean", "slots"):
+            errs.append(f"image_readout={m.image_readout!r}; valid: 'mean', 'slots'")
         if m.readout not in ("slot", "context", "slot+context"):
             errs.append(f"readout={m.readout!r}; valid: 'slot', 'context', 'slot+context'")
         if m.text_net not in ("slot", "recurrent"):

@@ -7,6 +7,9 @@ Per Neuron Cluster i with m_i neurons (book chapter 1; [paper] marks the paper's
     NL  h_i = σ(e_i + U_i s_i)                                 (m_i,)
         f_i = V_i^T h_i + b_out_i                              (d_hidden,) the cluster's signal on the channel
     OL  images: logits = Linear(LayerNorm(mean_i f_i^(2)))     survives splitting: LayerNorm is scale-free
+                (image_readout="slots": LayerNorm of the per-patch sums Σ_{i: slot(i) = p} f_i^(2),
+                concatenated over the patches p: the OL sees which patch a signal comes from, and a split,
+                whose children's outputs add up to the parent's, leaves it unchanged)
         text:   logits_t = Linear(LayerNorm(mean_{i: slot(i) = t} f_i^(2) + mean_{i: slot(i) ≤ t} f_i^(2)))
                 one prediction per position: the current slot's clusters plus the context so far
                 (readout="context" keeps only the second mean, readout="slot" only the first)
@@ -61,6 +64,7 @@ __all__ = ["LuminaNet", "forward_fast", "forward_recurrent", "forward_reference"
 CL_FORMS = ("source", "edge")
 TEXT_NETS = ("slot", "recurrent")
 READOUTS = ("slot", "context", "slot+context")
+IMAGE_READOUTS = ("mean", "slots")
 EXECUTORS = ("fast", "reference")
 
 
@@ -118,7 +122,7 @@ class LuminaNet(nn.Module):
                  patch: int = 16, image_shape: tuple[int, int, int] = (3, 32, 32), vocab_size: int = 0,
                  aggregate: str = "mean", cl: str = "source", readout: str = "slot+context", seed: int = 0,
                  text_net: str = "slot", tie_head: bool = False, embed_std: float = 1.0, msg_norm: bool = False,
-                 in_norm: bool = False,
+                 in_norm: bool = False, image_readout: str = "mean",
                  params: dict[str, torch.Tensor] | None = None, extra: dict[str, torch.Tensor] | None = None):
         super().__init__()
         if input_kind not in ("patches", "tokens"):
@@ -131,6 +135,8 @@ class LuminaNet(nn.Module):
         self.input_kind, self.patch, self.image_shape = input_kind, patch, tuple(image_shape)
         if readout not in READOUTS:
             raise ValueError(f"unknown readout {readout!r}; valid: {', '.join(map(repr, READOUTS))}")
+        if image_readout not in IMAGE_READOUTS:
+            raise ValueError(f"unknown image_readout {image_readout!r}; valid: {', '.join(map(repr, IMAGE_READOUTS))}")
         if text_net not in TEXT_NETS:
             raise ValueError(f"unknown text_net {text_net!r}; valid: {', '.join(map(repr, TEXT_NETS))}")
         if tie_head and (input_kind != "tokens" or d_in != d_hidden):
@@ -138,14 +144,16 @@ class LuminaNet(nn.Module):
         self.aggregate, self.cl, self.readout_kind = aggregate, cl, readout
         self.recurrent = input_kind == "tokens" and text_net == "recurrent"
         self.tie_head, self.msg_norm, self.in_norm = tie_head, msg_norm, in_norm
+        self.slot_readout = input_kind == "patches" and image_readout == "slots"
         gen = torch.Generator().manual_seed(seed)
         if input_kind == "tokens":  # one table shared by every position's IL (book chapter 4, ours)
             self.embed = nn.Embedding(vocab_size, d_in)
             # std 1 (nn.Embedding's default) gives the IL inputs of the scale of its bias; a tied head wants
             # GPT-2's small std, since the same matrix then also scales the logits
             nn.init.normal_(self.embed.weight, std=embed_std, generator=gen)
-        self.norm = nn.LayerNorm(d_hidden)
-        self.head = nn.Linear(d_hidden, n_out)
+        d_out = d_hidden * (graph.n_slots if self.slot_readout else 1)  # what the OL reads
+        self.norm = nn.LayerNorm(d_out)
+        self.head = nn.Linear(d_out, n_out)
         if tie_head:  # one tensor, two uses: stored once, as embed.weight (`named_tensors`)
             self.head.weight = self.embed.weight
             if extra and "head.weight" not in extra and "embed.weight" in extra:
@@ -261,12 +269,14 @@ class LuminaNet(nn.Module):
     def readout(self, f2: torch.Tensor) -> torch.Tensor:
         """OL: f2 (n_clusters, B, d_hidden) in id order -> logits (B, n_out), or (B, L, n_out) for text,
         where position t reads only the clusters of slots ≤ t (causal by wiring: book chapter 4)."""
-        if self.input_kind == "patches":
+        if self.input_kind == "patches" and not self.slot_readout:
             return self.head(self.norm(f2.mean(0)))
         if self.recurrent:  # f2 (n_clusters, B, T, d)
             return self.head(self.norm(f2.mean(0)))  # (B, T, n_out)
         slot, counts = self._plan.slot_index, self._plan.slot_counts.view(-1, 1, 1)
         sums = f2.new_zeros(self.graph.n_slots, *f2.shape[1:]).index_add_(0, slot, f2)  # (L, B, d)
+        if self.slot_readout:  # per-patch sums, concatenated: (B, n_slots * d)
+            return self.head(self.norm(sums.transpose(0, 1).flatten(1)))
         if self.readout_kind == "slot":
             pooled = sums / counts  # slot t's own clusters, which read the earlier slots through their in-edges
         else:

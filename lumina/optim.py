@@ -129,3 +129,40 @@ def carry_over(old_opt: torch.optim.Optimizer, old_state: dict, model, change) -
     other = {p: st for p, st in old_opt.state.items() if id(p) not in cluster_params and id(p) in alive}
     install_state(new_opt, model, new_named, other)
     return new_opt
+
+
+# ---- optimizer state as named tensors, for checkpoints (device- and packing-independent) ---------------
+def state_tensors(opt: torch.optim.Optimizer, model: nn.Module) -> dict[str, torch.Tensor]:
+    """{"<param name>.<state key>": tensor}: a LuminaNet's cluster and edge state under their per-cluster
+    names (`named_state`), every other parameter's under its module name."""
+    out, skip = {}, set()
+    if hasattr(model, "graph"):
+        for k, named in named_state(opt, model).items():
+            out.update({f"{n}.{k}": v for n, v in named.items()})
+        skip = {id(p) for p in model.p.values()}
+    for n, p in model.named_parameters():
+        if id(p) not in skip and opt.state.get(p):
+            out.update({f"{n}.{k}": v for k, v in opt.state[p].items()})
+    return out
+
+
+def restore_state(opt: torch.optim.Optimizer, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Install what `state_tensors` returned into `opt` for `model` (built from the same checkpoint)."""
+    dev = next(model.parameters()).device
+    get = lambda n, k: tensors[f"{n}.{k}"].to(dev)
+    other = {}
+    for n, p in model.named_parameters():
+        if n.startswith("p."):  # packed cluster tensors: installed by name below
+            continue
+        keys = [k for k in ("step", *STATE) if f"{n}.{k}" in tensors]
+        if keys:
+            st = {k: get(n, k) for k in keys}
+            if "step" in st:
+                st["step"] = st["step"].reshape(()).cpu()
+            other[p] = st
+    if hasattr(model, "graph"):
+        names = model.unpack(dict(model.p.items()))  # 0-d tensors (edge gates) were stored with shape (1,)
+        install_state(opt, model, {k: {n: get(n, k).reshape(t.shape) for n, t in names.items()} for k in STATE}, other)
+    else:
+        for p, st in other.items():
+            opt.state[p] = st

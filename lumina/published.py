@@ -139,6 +139,17 @@ def cifar10_v3_choice(profile: str) -> dict | None:
     return {"luminanet": (lum.model.d_hidden, lum.train.lr), "lenet5": lenet.train.lr}
 
 
+def cifar10_v3_readout_runs(profile: str) -> dict[str, ExperimentConfig]:
+    """The image OL [ours, SPEC §1], tested before the headline: SPEC's LayerNorm of the mean of every cluster
+    against the per-patch sums concatenated (image_readout="slots", 12·d_hidden features: the OL sees which patch
+    a signal comes from), LuminaNet-64 v3 at lr 1e-3, seed 0, 10 epochs on the validation split. The mean run
+    is the choice grid's own."""
+    w = 16 if profile == "smoke" else 64
+    lr = CIFAR_LRS[0]
+    return {ro: resolve("cifar10_ablation", profile, d_hidden=w, lr=lr, seed=0, **CIFAR_V3,
+                        **({} if ro == "mean" else {"image_readout": ro})) for ro in ("mean", "slots")}
+
+
 def cifar10_v3_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
     """The v3 headline pair at 50 epochs (`full`), 3 seeds each: LuminaNet v3 at the chosen width and rate,
     LeNet-5 at its chosen rate; the same recipe, epochs, seeds and data order. Empty until the choice is stored."""
@@ -395,6 +406,7 @@ RUN_SETS = {
     "cifar10_ablation": lambda profile: _flat(ablation_runs(profile)),
     "cifar10_widths": lambda profile: list(width_runs(profile).values()),
     "cifar10_v3_choice": lambda profile: _flat(cifar10_v3_choice_runs(profile)),
+    "cifar10_v3_readout": lambda profile: list(cifar10_v3_readout_runs(profile).values()),
     # after the choice: the controls first (they decide the chapter's claims), then Table 5, the headline pair,
     # and the mechanism ablations; rerun until it trains nothing (control (a) needs its evolved run's topology)
     "cifar10_v3": lambda profile: _unique([*(c for g in cifar10_v3_controls(profile).values() for c in g),

@@ -42,11 +42,11 @@ def random_params(g: Graph, d_in: int, d_hidden: int, seed: int = 0, cl: str = "
 
 
 def image_model(g: Graph | None = None, d_hidden: int = 8, aggregate: str = "mean", seed: int = 0,
-                cl: str = "source") -> LuminaNet:
+                cl: str = "source", image_readout: str = "mean") -> LuminaNet:
     """A CIFAR-shaped LuminaNet (12 patches of 16x16): `g` with random weights, or 12 clusters of 4."""
     g = g if g is not None else Graph.initial(12, 4)
     return LuminaNet(g, d_in=256, d_hidden=d_hidden, n_out=10, aggregate=aggregate, cl=cl, seed=seed,
-                     params=random_params(g, 256, d_hidden, seed, cl))
+                     image_readout=image_readout, params=random_params(g, 256, d_hidden, seed, cl))
 
 
 def text_model(g: Graph, vocab: int = 40, d_in: int = 6, d_hidden: int = 8, aggregate: str = "mean", seed: int = 0,

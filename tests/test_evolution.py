@@ -239,8 +239,9 @@ def _split_cases(text: bool, cl: str, aggregate: str):
             m = LuminaNet(g, d_in=6, d_hidden=D, n_out=40, input_kind="tokens", vocab_size=40, aggregate=aggregate,
                           cl=cl, readout="context", params=random_params(g, 6, D, 1, cl))
             yield m, torch.randint(0, 40, (5, n_slots), generator=torch.Generator().manual_seed(1))
-        else:
-            yield image_model(g, aggregate=aggregate, cl=cl, seed=1), torch.randn(5, 3, 32, 32)
+        else:  # both image OLs: the mean of every cluster, and the per-patch sums concatenated
+            for readout in ("mean", "slots"):
+                yield image_model(g, aggregate=aggregate, cl=cl, seed=1, image_readout=readout), torch.randn(5, 3, 32, 32)
 
 
 @pytest.mark.parametrize("text", [False, True], ids=["image", "text"])
@@ -926,3 +927,20 @@ def test_invariants_hold_after_every_event(text, cl, aggregate, cap, seed, sched
                        for i in before), new[0]
         _check_invariants(m, x, initial, events, cap)
     _check_invariants(m, x, initial, events, cap)
+
+
+def test_per_patch_readout_is_the_patch_sums_and_a_split_keeps_its_logits():
+    """image_readout="slots": logits = head(LN(per-patch sums of f2, concatenated)); the children of a split
+    add up to their parent in its patch, so the logits stay exact even with LayerNorm's eps."""
+    g = Graph.initial(12, 5, connect="dense")
+    g.add_cluster(slot=3, size=4)  # two clusters read patch 3
+    g.add_edge(2, 12)
+    m = image_model(g, seed=3, image_readout="slots")
+    x = torch.randn(4, 3, 32, 32)
+    f2 = _pass2(m, x)
+    sums = [sum(f2[i] for i in g.ids if g.clusters[i].slot == p) for p in range(12)]
+    with torch.no_grad():
+        want = m.head(m.norm(torch.cat(sums, dim=1)))
+    assert m.head.in_features == 12 * D and torch.allclose(outputs(m, x), want, atol=1e-5)
+    err, logit_err, _, _ = split_error(m, x, 4, [0, 1])
+    assert err < 1e-5 and logit_err < 1e-5
