@@ -106,6 +106,9 @@ class EvolutionConfig:
     swap_ratio: float = 1.0  # [ours] a swap needs the candidate's score (|dL/dgate| at gate 0) > swap_ratio x the
     #                          weak edge's saliency (Σ_b |first-order loss change|, an upper bound of its worth);
     #                          1 = the candidate must promise more than the edge is worth
+    swap_score: str = "batch"  # [ours] how a swap scores its candidate: "batch" = connect's |Σ_b ⟨m, G⟩| (v3's first
+    #                            runs, where no swap fired: that is ~√B below the saliency's Σ_b |⟨m, G⟩|);
+    #                            "per_example" = the saliency's own estimator, so the two are compared like for like
     min_edge_age: int = 300  # steps an edge lives before it can be pruned
     probe_batch: int = 128  # batch used to score connections and neuron contributions
 
@@ -203,6 +206,8 @@ class ExperimentConfig:
             errs.append(f"init_connect={m.init_connect!r}; valid: {', '.join(map(repr, INIT_CONNECT))}")
         elif m.init_connect in ("multiscale", "random") and (d.dataset != "tinystories" or m.text_net != "slot"):
             errs.append(f"init_connect={m.init_connect!r} wires slots of a text slot network (dataset='tinystories', text_net='slot')")
+        if e.swap_score not in ("batch", "per_example"):
+            errs.append(f"swap_score={e.swap_score!r}; valid: 'batch', 'per_example'")
         if m.image_readout not in ("mean", "slots"):
             errs.append(f"image_readout={m.image_readout!r}; valid: 'mean', 'slots'")
         if m.readout not in ("slot", "context", "slot+context"):

@@ -11,11 +11,12 @@ import functools
 import json
 import math
 
-from . import compare, paper
+from . import compare, paper, stats
 from .analysis import seed_convergence
 from .baselines import build_baseline
 from .paths import ROOT
-from .published import (ablation_runs, cifar10_runs, text_scaling_runs, text_v3_runs, text_v3_sensitivity, tinystories_controls,
+from .published import (ablation_runs, cifar10_runs, cifar10_v3_choice, cifar10_v3_choice_runs, cifar10_v3_controls,
+                        cifar10_v3_readout_runs, cifar10_v3_runs, text_scaling_runs, text_v3_runs, text_v3_sensitivity, tinystories_controls,
                         tinystories_runs, width_runs)
 from .results import artifacts, load_measured, load_result, load_unigram, references_or_load
 from .scaling import fit_power_law, meet
@@ -350,4 +351,93 @@ def text_v3_targets(profile: str = "full") -> list[dict]:
                      "met": True})
     for r in rows:
         r["met"] = "yes" if r["met"] else "no"
+    return rows
+
+
+# ---- CIFAR-10 v3 (issue 22): the choice, the controls and the targets ------------------------------------
+def cifar10_v3_choice_table(profile: str = "full") -> list[dict]:
+    """Every setting of the choice grid (validation split, 10 epochs) with its per-seed and mean validation
+    top-1, and which setting the rule chose for each model; the readout screen beside it."""
+    choice = cifar10_v3_choice(profile)
+    rows = []
+    for name, cfgs in cifar10_v3_choice_runs(profile).items():
+        found = [load_result(c) for c in cfgs]
+        vals = [r["metrics"]["test_top1"] for r in found if r is not None]
+        c = cfgs[0]
+        chosen = choice is not None and (
+            (c.model.arch == "lenet5" and c.train.lr == choice["lenet5"]) or
+            (c.model.arch == "luminanet" and (c.model.d_hidden, c.train.lr) == choice["luminanet"]))
+        rows.append({"setting": name, "seeds stored": f"{len(vals)} of {len(cfgs)}",
+                     "val. top-1 by seed (%)": ", ".join(f"{v:.2f}" for v in vals),
+                     "mean (%)": sum(vals) / len(vals) if vals else math.nan, "chosen": "yes" if chosen else ""})
+    return rows
+
+
+def cifar10_v3_readout(profile: str = "full") -> list[dict]:
+    rows = []
+    for ro, c in cifar10_v3_readout_runs(profile).items():
+        r = load_result(c)
+        if r is not None:
+            rows.append({"image readout": {"mean": "LayerNorm(mean of every cluster) (SPEC)",
+                                           "slots": "LayerNorm(per-patch sums, concatenated)"}[ro],
+                         "d_hidden": c.model.d_hidden, "lr": f"{c.train.lr:g}", "seed": c.train.seed,
+                         "val. top-1 (%)": r["metrics"]["test_top1"]})
+    return rows
+
+
+def _readout_only(cfgs) -> list[float]:
+    return [stats.readout_only(a["topology"]) for c in cfgs if (a := artifacts(c))["topology"] is not None]
+
+
+def cifar10_v3_controls_table(profile: str = "full") -> list[dict]:
+    """The evolved v3 run against each control and mechanism ablation at the chosen width and rate (validation
+    split), seeds paired; with the share of neurons whose cluster reaches only the readout."""
+    groups = {name: [load_result(c) for c in cfgs] for name, cfgs in cifar10_v3_controls(profile, True).items()}
+    ev = [r for r in groups.get("evolved v3", []) if r is not None]
+    rows = []
+    for name, found in groups.items():
+        if name == "evolved v3":
+            continue
+        pairs = [(a, b) for a, b in zip(groups["evolved v3"], found) if a is not None and b is not None]
+        if not pairs:
+            continue
+        g = compare.gap([a for a, _ in pairs], [b for _, b in pairs])
+        rows.append({"compared with": name, "evolved v3 (val. top-1)": g["a"][0], "other (val. top-1)": g["b"][0],
+                     "difference": g["gap"], "95% interval (seeds)": _ci(g["seed_ci"]), "seeds": len(pairs),
+                     "verdict": compare.verdict(g["seed_ci"]) if len(pairs) > 1 else "one seed"})
+    if ev:
+        ro = _readout_only(cifar10_v3_controls(profile)["evolved v3"])
+        rows.insert(0, {"compared with": "(the evolved v3 run itself)", "evolved v3 (val. top-1)":
+                        sum(r["metrics"]["test_top1"] for r in ev) / len(ev), "seeds": len(ev),
+                        "verdict": f"readout-only neurons {', '.join(f'{100 * x:.0f}%' for x in ro)}"})
+    return rows
+
+
+def cifar10_v3_targets(profile: str = "full") -> list[dict]:
+    """Issue 22's targets, each measured or marked pending with the command that measures it."""
+    cmd = f"python -m lumina run-set cifar10_v3 --profile {profile}"
+    rows = []
+    head = cifar10_v3_runs(profile)
+    lum = _loaded(head.get("luminanet", []))
+    lenet = _loaded(head.get("baselines", []))
+    if lum:
+        m = compare.seed_interval([r["metrics"]["test_top1"] for r in lum])[0]
+        ours = f"{m:.2f}% over {len(lum)} seeds" + (f"; LeNet-5 {compare.seed_interval([r['metrics']['test_top1'] for r in lenet])[0]:.2f}%" if lenet else "")
+        rows.append({"target": "headline LuminaNet ≥ 69% top-1, mean of 3 seeds at 50 epochs", "ours": ours,
+                     "met": "yes" if m >= 69 else "no"})
+    else:
+        rows.append({"target": "headline LuminaNet ≥ 69% top-1, mean of 3 seeds at 50 epochs", "ours": f"pending: {cmd}", "met": ""})
+    ctl = cifar10_v3_controls(profile)
+    ev, a = (_loaded(ctl.get(n, [])) for n in ("evolved v3", "(a) final topology, from scratch"))
+    if ev and a:
+        d = sum(x["metrics"]["test_top1"] - y["metrics"]["test_top1"] for x, y in zip(ev, a)) / len(ev)
+        rows.append({"target": "evolved ≥ control (a) on the validation split, mean of 2 seeds",
+                     "ours": f"{d:+.2f} points", "met": "yes" if d >= 0 else "no"})
+    else:
+        rows.append({"target": "evolved ≥ control (a) on the validation split, mean of 2 seeds", "ours": f"pending: {cmd}", "met": ""})
+    ro = _readout_only(ctl.get("evolved v3", []))
+    if ro:
+        rows.append({"target": "≤ 10% of the neurons in clusters whose output reaches no other cluster (end of training)",
+                     "ours": ", ".join(f"{100 * x:.1f}%" for x in ro) + " (validation runs, by seed)",
+                     "met": "yes" if max(ro) <= 0.10 else "no"})
     return rows

@@ -85,6 +85,5 @@ def test_readout_screen_differs_from_a_choice_run_only_in_the_readout():
     from lumina.published import cifar10_v3_readout_runs
     for profile in ("smoke", "full"):
         runs = cifar10_v3_readout_runs(profile)
-        assert runs["mean"].key() in {c.key() for g in cifar10_v3_choice_runs(profile).values() for c in g}
         a, b = runs["mean"].non_default(), runs["slots"].non_default()
         assert b["model"].pop("image_readout") == "slots" and a == b

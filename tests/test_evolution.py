@@ -944,3 +944,46 @@ def test_per_patch_readout_is_the_patch_sums_and_a_split_keeps_its_logits():
     assert m.head.in_features == 12 * D and torch.allclose(outputs(m, x), want, atol=1e-5)
     err, logit_err, _, _ = split_error(m, x, 4, [0, 1])
     assert err < 1e-5 and logit_err < 1e-5
+
+
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_per_example_candidate_magnitudes_by_hand(cl):
+    """swap_score="per_example": a candidate j -> i is scored by Σ_b |<W_Cj f_j, G_i>| (source) or Σ_b |G_i||f_j|
+    (edge), pass-2 signals from lower ids and pass-1 signals otherwise, as the saliency of an existing edge is."""
+    m = _at_cap_model(2, seed=2) if cl == "source" else image_model(random_graph(seed=3), cl="edge", seed=3)
+    x, y = _probe(m, 8)
+    trace = {}
+    F.cross_entropy(m.readout(forward_fast(m, m.encode_inputs(x), trace=trace)), y).backward()
+    m.zero_grad()
+    params = m.params_dict()
+    sig = _Signals(m, params, trace)
+    ids = sorted(trace)
+    got = sig.candidate_magnitudes(ids)
+    for a, i in enumerate(ids):
+        for b, j in enumerate(ids):
+            f = trace[j]["f2" if j < i else "f1"].detach()
+            G = s2_grad(trace[i]).detach()
+            if cl == "source":
+                want = sum(abs(float(torch.dot(params[ckey(j, "w_c")] @ f[k], G[k]))) for k in range(len(f)))
+            else:
+                want = sum(float(G[k].norm() * f[k].norm()) for k in range(len(f)))
+            assert float(got[a, b]) == pytest.approx(want, rel=1e-4, abs=1e-7)
+
+
+def test_swaps_scored_per_example_fire_where_the_batch_score_cannot():
+    """The batch score |Σ_b x_b| never exceeds the per-example Σ_b |x_b| that the saliency sums: at swap_ratio 1
+    the per-example score swaps in-edges that the batch score leaves, and both stay within the cap."""
+    cap = 3
+    counts = {}
+    for score in ("batch", "per_example"):
+        m = _at_cap_model(cap, seed=4)
+        cfg = EvolutionConfig(grow=False, reduce=False, split=False, prune_frac=0.0, min_edge_age=0,
+                              max_in_degree=cap, swap_k=12, swap_ratio=1.0, swap_score=score)
+        pol = EvolutionPolicy(cfg, 0)
+        x, y = _probe(m, 32)
+        ch = pol.evolve(m, x, y, F.cross_entropy, 10)
+        counts[score] = sum(e.op == "swap" for e in pol.events)
+        if ch is not None:
+            install(m, ch)
+        assert all(m.graph.in_degree(i) <= cap for i in m.graph.ids)
+    assert counts["per_example"] > counts["batch"], counts

@@ -13,7 +13,10 @@ and c_ji the signal edge j→i adds to s_i (g_ji W_Cj f_j / n_i, or W_C(j→i) f
               backwards in position in a causal (text) graph;
      swap:    (`swap_k` > 0, with connect and prune on) a cluster at or above the cap scores its absent edges
               the same way (/ n_i: its in-degree stays) and swaps its weakest in-edge (lowest saliency, older
-              than `min_edge_age`) for the best one when score > `swap_ratio` × that saliency; at most `swap_k`
+              than `min_edge_age`) for the best one when score > `swap_ratio` × that saliency (with
+              `swap_score="per_example"` the candidate is scored by the saliency's own estimator, summed
+              per-example magnitudes; the batch gradient's |Σ_b| is smaller than Σ_b |·| by about √B for
+              noise-like terms, so under "batch" a swap almost never fires); at most `swap_k`
               swaps per event, the largest score/saliency ratios first. So edges keep evolving at the cap;
   3. reduce:  a neuron's contribution is mean|h_n| · ‖v_n‖ on the probe; those below reduce_frac × the
               cluster's median are removed (at most `reduce_max` of the cluster, never below `m_min`). With the
@@ -176,7 +179,7 @@ class EvolutionPolicy:
         with the largest ratio happen."""
         c, g = self.cfg, self._change.graph
         best: dict = {}
-        for (j, i), score in self._scored(g, signals, pruned, full=True):
+        for (j, i), score in self._scored(g, signals, pruned, full=True, per_example=c.swap_score == "per_example"):
             best.setdefault(i, (j, score))  # sorted best first
         planned = []
         for i, (j, score) in best.items():
@@ -281,15 +284,18 @@ class EvolutionPolicy:
                 indeg[i] += 1
         return chosen
 
-    def _scored(self, g, signals: "_Signals", exclude: set, full: bool) -> list[tuple[tuple[int, int], float]]:
+    def _scored(self, g, signals: "_Signals", exclude: set, full: bool,
+                per_example: bool = False) -> list[tuple[tuple[int, int], float]]:
         """Every allowed absent edge j -> i (not in `exclude`) into a cluster below the cap (`full=False`,
         connect: scaled by coef(n_i + 1)) or at or above it (`full=True`, swap: coef(n_i), the in-degree stays),
-        best first."""
+        best first. `per_example`: scored like the saliency of an existing edge (summed per-example magnitudes),
+        not by the batch gradient."""
         c = self.cfg
         ids = [i for i in g.ids if i in signals.ids]  # clusters that existed during the probe
         if not ids:
             return []
-        scores = signals.candidate_scores(ids)  # (N, N): [a, b] = score of the edge ids[b] -> ids[a]
+        # (N, N): [a, b] = score of the edge ids[b] -> ids[a]
+        scores = signals.candidate_magnitudes(ids) if per_example else signals.candidate_scores(ids)
         allowed = {"feedforward": c.feedforward, "feedback": c.feedback, "recurrent": c.recurrent}
         cands = []
         for a, i in enumerate(ids):
@@ -334,6 +340,20 @@ class _Signals:
         else:
             c = F.linear((self.F2 if j < i else self.F1)[j], w)
         return float((c * self.G[i]).sum(1).abs().sum()) * self.model.coef(n)
+
+    @torch.no_grad()
+    def candidate_magnitudes(self, ids: list[int]) -> torch.Tensor:
+        """(N, N) unscaled per-example magnitudes of every edge ids[b] -> ids[a], the saliency's estimator for
+        an edge that is not there yet: Σ_b |⟨W_Cj f_j, G_i⟩| at gate 1 (cl="source"); with cl="edge", whose
+        new W_C is zero, Σ_b ‖G_i‖‖f_j‖, the per-example norm of the gradient its W_C would receive."""
+        G = torch.stack([self.G[i] for i in ids])  # (N, B, d)
+        lower = (torch.tensor(ids).view(-1, 1) > torch.tensor(ids).view(1, -1)).to(G.device)  # j < i: pass 2
+        if self.model.cl == "source":
+            pair = lambda D: torch.einsum("abd,cbd->acb", G, torch.stack([D[i] for i in ids])).abs().sum(-1)
+            return torch.where(lower, pair(self.M2), pair(self.M1))
+        norms = lambda D: torch.stack([D[i] for i in ids]).norm(dim=-1)  # (N, B)
+        gn = G.norm(dim=-1)
+        return torch.where(lower, gn @ norms(self.F2).T, gn @ norms(self.F1).T)
 
     def candidate_scores(self, ids: list[int]) -> torch.Tensor:
         """(N, N) unscaled scores of every edge ids[b] -> ids[a] (see the module docstring), computed once."""
