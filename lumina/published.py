@@ -411,9 +411,11 @@ RUN_SETS = {
     "cifar10_widths": lambda profile: list(width_runs(profile).values()),
     "cifar10_v3_choice": lambda profile: _flat(cifar10_v3_choice_runs(profile)),
     "cifar10_v3_readout": lambda profile: list(cifar10_v3_readout_runs(profile).values()),
-    # after the choice: the controls first (they decide the chapter's claims), then Table 5, the headline pair,
-    # and the mechanism ablations; rerun until it trains nothing (control (a) needs its evolved run's topology)
-    "cifar10_v3": lambda profile: _unique([*(c for g in cifar10_v3_controls(profile).values() for c in g),
+    # staged like tinystories_v3: the choice grid, then the controls (they decide the chapter's claims), Table 5,
+    # the headline pair and the mechanism ablations; rerun until it trains nothing (each stage is listed once the
+    # one before it is stored; control (a) needs its evolved run's topology)
+    "cifar10_v3": lambda profile: _unique([*_flat(cifar10_v3_choice_runs(profile)),
+                                           *(c for g in cifar10_v3_controls(profile).values() for c in g),
                                            *(c for g in cifar10_v3_table5(profile).values() for c in g),
                                            *(c for g in cifar10_v3_runs(profile).values() for c in g),
                                            *(c for g in cifar10_v3_controls(profile, True).values() for c in g)]),

@@ -33,7 +33,8 @@ def test_choice_waits_for_every_run_then_takes_the_best_mean_over_seeds(store):
     for name in names[:-1]:
         for i, c in enumerate(runs[name]):
             store(c, 50.0)
-    assert cifar10_v3_choice("full") is None and cifar10_v3_runs("full") == {} and RUN_SETS["cifar10_v3"]("full") == []
+    assert cifar10_v3_choice("full") is None and cifar10_v3_runs("full") == {}
+    assert [c.key() for c in RUN_SETS["cifar10_v3"]("full")] == [c.key() for g in runs.values() for c in g]  # stage 1
     # the best single seed (70 at d64, lr 1e-3) loses to the best mean (d128, lr 4e-3: 61 and 61)
     store(runs["LuminaNet-64 v3, lr 0.001"][0], 70.0)
     store(runs["LuminaNet-64 v3, lr 0.001"][1], 40.0)
@@ -43,6 +44,8 @@ def test_choice_waits_for_every_run_then_takes_the_best_mean_over_seeds(store):
     store(runs[names[-1]][0], 52.0)
     store(runs[names[-1]][1], 52.0)
     assert cifar10_v3_choice("full") == {"luminanet": (128, 4e-3), "lenet5": 2e-3}
+    staged = RUN_SETS["cifar10_v3"]("full")  # the choice, then controls, Table 5, headline and ablations, once each
+    assert len(staged) == 18 + 2 * 3 + 2 + 6 + 2 * 6 and len({c.key() for c in staged}) == len(staged)
     head = cifar10_v3_runs("full")
     assert [(c.model.d_hidden, c.train.lr, c.train.epochs, c.train.seed) for c in head["luminanet"]] == \
         [(128, 4e-3, 50.0, s) for s in (0, 1, 2)]
