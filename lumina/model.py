@@ -273,10 +273,10 @@ class LuminaNet(nn.Module):
             return self.head(self.norm(f2.mean(0)))
         if self.recurrent:  # f2 (n_clusters, B, T, d)
             return self.head(self.norm(f2.mean(0)))  # (B, T, n_out)
-        slot, counts = self._plan.slot_index, self._plan.slot_counts.view(-1, 1, 1)
-        sums = f2.new_zeros(self.graph.n_slots, *f2.shape[1:]).index_add_(0, slot, f2)  # (L, B, d)
+        sums = f2.new_zeros(self.graph.n_slots, *f2.shape[1:]).index_add_(0, self._plan.slot_index, f2)  # (L, B, d)
         if self.slot_readout:  # per-patch sums, concatenated: (B, n_slots * d)
             return self.head(self.norm(sums.transpose(0, 1).flatten(1)))
+        counts = self._plan.slot_counts.view(-1, 1, 1)
         if self.readout_kind == "slot":
             pooled = sums / counts  # slot t's own clusters, which read the earlier slots through their in-edges
         else:

@@ -129,11 +129,12 @@ def cifar10_v3_choice(profile: str) -> dict | None:
     """The rule's outcome: {"luminanet": (width, lr), "lenet5": lr}, each the setting with the best mean
     validation top-1 over its seeds (ties: the smaller width, then the smaller rate); None until every run
     of `cifar10_v3_choice_runs` is stored."""
-    found = {name: [load_result(c) for c in cfgs] for name, cfgs in cifar10_v3_choice_runs(profile).items()}
+    runs = cifar10_v3_choice_runs(profile)
+    found = {name: [load_result(c) for c in cfgs] for name, cfgs in runs.items()}
     if any(r is None for rs in found.values() for r in rs):
         return None
     mean = {name: sum(r["metrics"]["test_top1"] for r in rs) / len(rs) for name, rs in found.items()}
-    cfg = {name: cifar10_v3_choice_runs(profile)[name][0] for name in found}
+    cfg = {name: cfgs[0] for name, cfgs in runs.items()}
 
     def best(prefix: str) -> ExperimentConfig:
         names = [n for n in mean if n.startswith(prefix)]
