@@ -16,7 +16,7 @@ from .analysis import seed_convergence
 from .baselines import build_baseline
 from .paths import ROOT
 from .published import (ablation_runs, cifar10_runs, cifar10_v3_choice, cifar10_v3_choice_runs, cifar10_v3_controls,
-                        cifar10_v3_readout_runs, cifar10_v3_runs, text_scaling_runs, text_v3_runs, text_v3_sensitivity, tinystories_controls,
+                        cifar10_v3_readout_runs, cifar10_v3_runs, cifar10_v3_table5, text_scaling_runs, text_v3_runs, text_v3_sensitivity, tinystories_controls,
                         tinystories_runs, width_runs)
 from .results import artifacts, load_measured, load_result, load_unigram, references_or_load
 from .scaling import fit_power_law, meet
@@ -445,3 +445,33 @@ def cifar10_v3_targets(profile: str = "full") -> list[dict]:
                      "ours": ", ".join(f"{100 * x:.1f}%" for x in ro) + " (validation runs, by seed)",
                      "met": "yes" if max(ro) <= 0.10 else "no"})
     return rows
+
+
+PRUNE_KEEPS, PRUNE_COLLAPSES = 5.0, 20.0  # points lost without any edge: "keeps" below 5, "collapses" above 20
+
+
+def cifar10_v3_pruning(profile: str = "full") -> tuple[list[dict], list[dict]]:
+    """Table 5 as the paper states it, at the chosen v3 setting (validation split): every run's top-1 with its
+    edges and without any (`pruning_test.json`, measured once by `analysis.pruning_test` while the weights
+    exist), and the two claims judged on the mean change over the seeds."""
+    runs, drops = [], {}
+    for name, cfgs in cifar10_v3_table5(profile).items():
+        for c in cfgs:
+            t = load_measured(c, "pruning_test")
+            if t is None:
+                continue
+            change = t["after"]["top1"] - t["before"]["top1"]
+            drops.setdefault(name, []).append(change)
+            runs.append({"network": name, "seed": c.train.seed, "edges": t["edges"],
+                         "val. top-1 with edges (%)": t["before"]["top1"], "without any edge (%)": t["after"]["top1"],
+                         "change (points)": change})
+    claims = []
+    for cid, name, ok, rule in (
+            ("pruning.evolved_keeps", "from scratch", lambda d: d > -PRUNE_KEEPS, f"keeps = loses < {PRUNE_KEEPS:g} points"),
+            ("pruning.dense_collapses", "dense start", lambda d: d < -PRUNE_COLLAPSES, f"collapses = loses > {PRUNE_COLLAPSES:g} points")):
+        d = drops.get(name)
+        if d:
+            mean = sum(d) / len(d)
+            claims.append({"claim": paper.claim(cid), "ours": f"{mean:+.2f} points (mean of {len(d)} seed{'s' if len(d) > 1 else ''})",
+                           "verdict": "reproduced" if ok(mean) else "not reproduced", "rule": rule})
+    return runs, claims

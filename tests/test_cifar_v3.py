@@ -90,3 +90,24 @@ def test_readout_screen_differs_from_a_choice_run_only_in_the_readout():
         runs = cifar10_v3_readout_runs(profile)
         a, b = runs["mean"].non_default(), runs["slots"].non_default()
         assert b["model"].pop("image_readout") == "slots" and a == b
+
+
+def test_table5_verdicts_judge_the_mean_change_over_seeds(store):
+    from lumina import verdicts
+    from lumina.published import cifar10_v3_choice_runs as grid
+
+    for cfgs in grid("full").values():
+        for c in cfgs:
+            store(c, 50.0)
+    t5 = cifar10_v3_table5("full")
+    for name, changes in (("from scratch", (-3.0, -6.0)), ("dense start", (-30.0, -25.0))):
+        for c, change in zip(t5[name], changes):
+            (result_dir(c) / "pruning_test.json").parent.mkdir(parents=True, exist_ok=True)
+            (result_dir(c) / "pruning_test.json").write_text(json.dumps(
+                {"edges": 10, "before": {"top1": 60.0}, "after": {"top1": 60.0 + change}}))
+    runs, claims = verdicts.cifar10_v3_pruning("full")
+    assert [(r["network"], r["seed"], r["change (points)"]) for r in runs] == \
+        [("from scratch", 0, -3.0), ("from scratch", 1, -6.0), ("dense start", 0, -30.0), ("dense start", 1, -25.0)]
+    # the evolved network loses 4.5 points on average (< 5: keeps), the dense start 27.5 (> 20: collapses)
+    assert [(c["ours"], c["verdict"]) for c in claims] == [("-4.50 points (mean of 2 seeds)", "reproduced"),
+                                                          ("-27.50 points (mean of 2 seeds)", "reproduced")]
