@@ -2,10 +2,11 @@
 
     python -m benchmarks.epoch [--threads 1] [--steps 40]      # about 1 minute
 
-Targets: the evolved d_hidden=64 network's epoch ≤ 2× LeNet-5's (issue "core v2"; the final topology of the
-stored headline run, `lumina.published.cifar10_runs`, seed 0, else an evolved-like one), and the CIFAR-10 v3
-network's ≤ 2.5× (issue 22; the final topology of the v3 headline run, seed 0, else of the evolved v3 run at the
-chosen setting on the validation split, `lumina.published.cifar10_v3_controls`; left out until one is stored). Both train `--steps` steps on real batches (`ImageTask.batch`: slicing, augmentation,
+Targets: the evolved d_hidden=64 v2 network's epoch ≤ 2× LeNet-5's (issue "core v2"; the final topology of v2's
+evolved run, `lumina.published.ablation_runs`, seed 0, else an evolved-like one), and the CIFAR-10 v3 network's
+≤ 2.5× (issue 22; the final topology of the headline run, `lumina.published.cifar10_runs`, seed 0, else of the
+evolved v3 run at the chosen setting on the validation split, `lumina.published.cifar10_v3_controls`; left out
+until one is stored). Both train `--steps` steps on real batches (`ImageTask.batch`: slicing, augmentation,
 normalisation) with their optimizers; the epoch time is the median step time × steps per epoch.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ import argparse
 import torch
 
 from lumina.build import build_model, make_task
-from lumina.published import cifar10_runs, cifar10_v3_controls, cifar10_v3_runs
+from lumina.config import resolve
+from lumina.published import ablation_runs, cifar10_runs, cifar10_v3_controls
 from lumina.results import artifacts
 
 from .common import evolved_like, median_time, write_json
@@ -27,14 +29,12 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=40)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    runs = cifar10_runs("full")
-    lum_cfg, lenet_cfg = runs["luminanet"][0], runs["baselines"][0]
+    lum_cfg, lenet_cfg = ablation_runs("full")["evolved from scratch"][0], resolve("cifar10_baseline", "full", arch="lenet5")
     g = artifacts(lum_cfg)["topology"]
     lum = build_model(lum_cfg, graph=g) if g is not None else evolved_like(32, 64)
-    source = f"stored run {lum_cfg.key()}" if g is not None else "evolved-like (no stored run)"
-    models = [(f"LuminaNet-64 ({len(lum.graph.clusters)} NCs, {lum.graph.n_neurons()} neurons)", lum)]
-    v3_cfg = next((c for c in (cifar10_v3_runs("full").get("luminanet", [None])[0],
-                               cifar10_v3_controls("full").get("evolved v3", [None])[0])
+    source = f"stored run {lum_cfg.experiment}/{lum_cfg.key()}" if g is not None else "evolved-like (no stored run)"
+    models = [(f"LuminaNet-64 v2 ({len(lum.graph.clusters)} NCs, {lum.graph.n_neurons()} neurons)", lum)]
+    v3_cfg = next((c for c in (*cifar10_runs("full")["luminanet"][:1], *cifar10_v3_controls("full").get("evolved v3", [])[:1])
                    if c is not None and artifacts(c)["topology"] is not None), None)
     if v3_cfg is not None:
         v3 = build_model(v3_cfg, graph=artifacts(v3_cfg)["topology"])

@@ -10,39 +10,26 @@ from .results import load_result
 
 CIFAR_WIDTHS = (10, 32, 64, 84, 128)  # the paper's released CIFAR-10 structures
 BASELINE_ORDER = ("lenet5", "alexnet", "resnet18", "mlp_mixer", "resmlp", "deit_tiny", "mobilevit")
-HEADLINE_WIDTH = 64
+HEADLINE_WIDTH = 64  # v2's width (its width screen's choice): the v2 controls and ablations of chapter 6
 SEEDS = (0, 1)  # controls and ablations: two seeds each
 HEADLINE_SEEDS = (0, 1, 2)  # the headline pair: three seeds each
 
 
 def width_runs(profile: str) -> dict[int, ExperimentConfig]:
-    """LuminaNet at every released width on the validation split (seed 0): the width is chosen here."""
+    """v2's width screen: LuminaNet (v2 mechanisms, lr 2e-3) at every released width on the validation split,
+    seed 0; the widths it ranked best (64, then 128) are those of the v3 choice grid."""
     widths = (8, 16) if profile == "smoke" else CIFAR_WIDTHS
     return {w: resolve("cifar10_ablation", profile, d_hidden=w) for w in widths}
 
 
-def chosen_width(profile: str) -> int:
-    """The width with the best validation top-1 among `width_runs` (the intro: how a comparison is run); HEADLINE_WIDTH until all are stored."""
-    found = {w: load_result(c) for w, c in width_runs(profile).items()}
-    if profile == "smoke" or any(r is None for r in found.values()):
-        return 16 if profile == "smoke" else HEADLINE_WIDTH
-    return max(found, key=lambda w: (found[w]["metrics"]["test_top1"], -w))
-
-
-def cifar10_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
-    """The headline pair at equal epochs: LuminaNet (at the width chosen on the validation split) and LeNet-5,
-    the same recipe, epochs, seeds and data order."""
-    seeds = HEADLINE_SEEDS[:1] if profile == "smoke" else HEADLINE_SEEDS
-    width = chosen_width(profile)
-    return {"luminanet": [resolve("cifar10", profile, d_hidden=width, seed=s) for s in seeds],
-            "baselines": [resolve("cifar10_baseline", profile, arch="lenet5", seed=s) for s in seeds]}
-
-
 def gpu_runs(epochs: float = 30.0) -> list[ExperimentConfig]:
-    """Every CIFAR-10 baseline and LuminaNet at equal epochs on one GPU (data resident on the device, bf16)."""
+    """Every CIFAR-10 baseline and LuminaNet at equal epochs on one GPU (data resident on the device, bf16);
+    LuminaNet v3 at the setting the `full` choice grid picked (omitted until that grid is stored)."""
     kw = dict(epochs=epochs, device="auto", amp=True, threads=2)
-    return ([resolve("cifar10", "paper", d_hidden=HEADLINE_WIDTH, **kw)]
-            + [resolve("cifar10_baseline", "paper", arch=a, **kw) for a in BASELINE_ORDER])
+    choice = cifar10_v3_choice("full")
+    lum = [] if choice is None else [resolve("cifar10", "paper", d_hidden=choice["luminanet"][0], lr=choice["luminanet"][1],
+                                             **CIFAR_V3, **kw)]
+    return lum + [resolve("cifar10_baseline", "paper", arch=a, **kw) for a in BASELINE_ORDER]
 
 
 # ---- CIFAR-10 on this CPU at a short equal budget (issue 24) -----------------------------------------------------
@@ -64,13 +51,16 @@ SHORT_SEEDS = {"lenet5": (0, 1), "luminanet": (0, 1)}  # two seeds where a run c
 
 
 def cifar10_short_runs(profile: str, epochs: float | None = None) -> dict[str, list[ExperimentConfig]]:
-    """{model: [configs by seed]} in queue order; LuminaNet (the current headline config, a placeholder until
-    the CIFAR-10 v3 configuration is settled) last."""
+    """{model: [configs by seed]} in queue order; LuminaNet last, in the headline's v3 configuration (the width
+    and rate of its choice grid; listed once that grid is stored)."""
     e = 1.0 if profile == "smoke" else float(epochs or SHORT_EPOCHS)
+    head = cifar10_runs(profile)["luminanet"]
     out = {}
     for name in (*SHORT_ORDER, "luminanet"):
-        exp, kw = ("cifar10", {"d_hidden": 16 if profile == "smoke" else HEADLINE_WIDTH}) if name == "luminanet" \
-            else ("cifar10_baseline", {"arch": name, **FAST_PATH[name]})
+        if name == "luminanet" and not head:
+            continue
+        exp, kw = (("cifar10", {"d_hidden": head[0].model.d_hidden, "lr": head[0].train.lr, **CIFAR_V3}) if name == "luminanet"
+                   else ("cifar10_baseline", {"arch": name, **FAST_PATH[name]}))
         kw.update(epochs=e, threads=1)
         out[name] = [resolve(exp, profile, **kw, seed=s) for s in SHORT_SEEDS.get(name, (0,))]
     return out
@@ -155,12 +145,13 @@ def cifar10_v3_readout_runs(profile: str) -> dict[str, ExperimentConfig]:
                         **({} if ro == "mean" else {"image_readout": ro})) for ro in ("mean", "slots")}
 
 
-def cifar10_v3_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
-    """The v3 headline pair at 50 epochs (`full`), 3 seeds each: LuminaNet v3 at the chosen width and rate,
-    LeNet-5 at its chosen rate; the same recipe, epochs, seeds and data order. Empty until the choice is stored."""
+def cifar10_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
+    """The published headline pair (chapter 3), at 50 epochs (`full`), 3 seeds each: LuminaNet v3 at the width
+    and rate its choice grid picked on the validation split, LeNet-5 at its own; the same recipe, epochs, seeds
+    and data order. Empty lists until the choice grid is stored (`python -m lumina run-set cifar10`)."""
     choice = cifar10_v3_choice(profile)
     if choice is None:
-        return {}
+        return {"luminanet": [], "baselines": []}
     (w, lr), seeds = choice["luminanet"], HEADLINE_SEEDS[:1] if profile == "smoke" else HEADLINE_SEEDS
     return {"luminanet": [resolve("cifar10", profile, d_hidden=w, lr=lr, seed=s, **CIFAR_V3) for s in seeds],
             "baselines": [resolve("cifar10_baseline", profile, arch="lenet5", lr=choice["lenet5"], seed=s)
@@ -396,6 +387,43 @@ def text_v3_sensitivity(profile: str, w: int = 128, seed: int = 0) -> dict[str, 
     return {f"gpt2, lr {lr:g}": text_v3("gpt2", profile, w, lr=lr, seed=seed) for lr in TEXT_LRS if lr != chosen.train.lr}
 
 
+TEXT_CLAIM_EPOCHS = 1.0  # the text claims' budget: the scaling curve's 1-epoch run is their reference (2 epochs
+#                          of the dense start would take ~2.5 CPU-hours here)
+
+
+def text_v3_claims(profile: str) -> dict[str, ExperimentConfig]:
+    """Rule, fixed before the runs: the paper's connection claims on text, at the chosen variant and rate, d128,
+    TEXT_CLAIM_EPOCHS, scored on the V1 validation stories; each differs from "as chosen" in its start only:
+      - "as chosen": the chosen variant's pre-established start (the scaling run at this budget);
+      - "trained without connections": no edge at the start and connection off, so the network never has one
+        (the claim "without connections the text drifts", tested on a network trained that way, not by pruning
+        a trained one);
+      - Table 5's "from scratch" (no edge at the start, evolution on) and "dense start" (every allowed edge at
+        the start, evolution on), each scored later with and without its edges (`analysis.pruning_test`).
+    Empty until the reported pair is chosen."""
+    variant = text_variant(profile)
+    chosen = text_v3_runs(profile).get(variant) if variant else None
+    if chosen is None:
+        return {}
+    kw = dict(lr=chosen.train.lr, epochs=0.1 if profile == "smoke" else TEXT_CLAIM_EPOCHS)
+    return {"as chosen": text_v3(variant, profile, **kw),
+            "trained without connections": text_v3(variant, profile, init_connect="none", connect=False, **kw),
+            "from scratch": text_v3(variant, profile, init_connect="none", **kw),
+            "dense start": text_v3(variant, profile, init_connect="dense_fb", **kw)}
+
+
+def text_v3_seed1(profile: str) -> dict[str, ExperimentConfig]:
+    """The reported pair's second seed: the chosen variant, and GPT-2 at the rate of the grid best on seed 0 at
+    the reported budget (the rate a verdict compares against). Empty until seed 0's tries are all stored."""
+    pair = text_v3_runs(profile, seed=1)
+    tries = [text_v3_runs(profile).get("gpt2"), *text_v3_sensitivity(profile).values()]
+    if "gpt2" not in pair or not tries[1:] or any(c is None or load_result(c) is None for c in tries):
+        return {}
+    best = min(tries, key=lambda c: load_result(c)["metrics"]["test_loss"])
+    pair["gpt2"] = text_v3("gpt2", profile, lr=best.train.lr, seed=1)
+    return pair
+
+
 def _unique(cfgs: list[ExperimentConfig]) -> list[ExperimentConfig]:
     """`cfgs` without repeats (a run shared by two stages, e.g. GPT-2's screen run, which is also a rate try)."""
     return list({c.key(): c for c in cfgs}.values())
@@ -407,7 +435,7 @@ def _flat(groups: dict) -> list[ExperimentConfig]:
 
 RUN_SETS = {
     "evolution": lambda profile: [resolve("evolution", profile)],
-    "cifar10": lambda profile: _flat(cifar10_runs(profile)),
+    "cifar10": lambda profile: _unique([*_flat(cifar10_v3_choice_runs(profile)), *_flat(cifar10_runs(profile))]),  # staged
     "cifar10_ablation": lambda profile: _flat(ablation_runs(profile)),
     "cifar10_widths": lambda profile: list(width_runs(profile).values()),
     "cifar10_v3_choice": lambda profile: _flat(cifar10_v3_choice_runs(profile)),
@@ -418,7 +446,7 @@ RUN_SETS = {
     "cifar10_v3": lambda profile: _unique([*_flat(cifar10_v3_choice_runs(profile)),
                                            *(c for g in cifar10_v3_controls(profile).values() for c in g),
                                            *(c for g in cifar10_v3_table5(profile).values() for c in g),
-                                           *(c for g in cifar10_v3_runs(profile).values() for c in g),
+                                           *_flat(cifar10_runs(profile)),
                                            *(c for g in cifar10_v3_controls(profile, True).values() for c in g)]),
     "tinystories": lambda profile: _flat(tinystories_runs(profile)),
     "tinystories_controls": lambda profile: list(tinystories_controls(profile).values()),
@@ -429,7 +457,8 @@ RUN_SETS = {
     "tinystories_v3": lambda profile: _unique([*text_screen_runs(profile).values(), *text_lr_runs(profile).values(),
                                                *text_v3_runs(profile).values(),
                                                *(c for g in text_scaling_runs(profile).values() for c in g),
-                                               *text_v3_sensitivity(profile).values()]),
+                                               *text_v3_sensitivity(profile).values(),
+                                               *text_v3_claims(profile).values(), *text_v3_seed1(profile).values()]),
     "gpu": lambda profile: gpu_runs(1.0 if profile == "smoke" else 30.0),
     "cifar10_short": lambda profile: _flat(cifar10_short_runs(profile)),
     "cifar10_parity": lambda profile: _flat(cifar10_parity_runs(profile)),

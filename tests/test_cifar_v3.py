@@ -7,8 +7,9 @@ import json
 import pytest
 
 from lumina import stats
-from lumina.published import (CIFAR_LRS, CIFAR_V3, CIFAR_V3_WIDTHS, RUN_SETS, cifar10_v3_choice,
-                              cifar10_v3_choice_runs, cifar10_v3_controls, cifar10_v3_runs, cifar10_v3_table5)
+from lumina.published import (CIFAR_LRS, CIFAR_V3, CIFAR_V3_WIDTHS, RUN_SETS, cifar10_runs, cifar10_v3_choice,
+                              cifar10_v3_choice_runs, cifar10_v3_controls, cifar10_v3_table5,
+                              cifar10_short_runs, gpu_runs)
 from lumina.results import result_dir
 from lumina.topology import Graph
 
@@ -33,8 +34,9 @@ def test_choice_waits_for_every_run_then_takes_the_best_mean_over_seeds(store):
     for name in names[:-1]:
         for i, c in enumerate(runs[name]):
             store(c, 50.0)
-    assert cifar10_v3_choice("full") is None and cifar10_v3_runs("full") == {}
-    assert [c.key() for c in RUN_SETS["cifar10_v3"]("full")] == [c.key() for g in runs.values() for c in g]  # stage 1
+    assert cifar10_v3_choice("full") is None and cifar10_runs("full") == {"luminanet": [], "baselines": []}
+    stage1 = [c.key() for g in runs.values() for c in g]
+    assert [c.key() for c in RUN_SETS["cifar10_v3"]("full")] == stage1 == [c.key() for c in RUN_SETS["cifar10"]("full")]
     # the best single seed (70 at d64, lr 1e-3) loses to the best mean (d128, lr 4e-3: 61 and 61)
     store(runs["LuminaNet-64 v3, lr 0.001"][0], 70.0)
     store(runs["LuminaNet-64 v3, lr 0.001"][1], 40.0)
@@ -46,11 +48,16 @@ def test_choice_waits_for_every_run_then_takes_the_best_mean_over_seeds(store):
     assert cifar10_v3_choice("full") == {"luminanet": (128, 4e-3), "lenet5": 2e-3}
     staged = RUN_SETS["cifar10_v3"]("full")  # the choice, then controls, Table 5, headline and ablations, once each
     assert len(staged) == 18 + 2 * 3 + 2 + 6 + 2 * 6 and len({c.key() for c in staged}) == len(staged)
-    head = cifar10_v3_runs("full")
+    head = cifar10_runs("full")
     assert [(c.model.d_hidden, c.train.lr, c.train.epochs, c.train.seed) for c in head["luminanet"]] == \
         [(128, 4e-3, 50.0, s) for s in (0, 1, 2)]
     assert all(getattr(c.evolution, k) == v for c in head["luminanet"] for k, v in CIFAR_V3.items())
     assert [(c.model.arch, c.train.lr) for c in head["baselines"]] == [("lenet5", 2e-3)] * 3
+    assert [c.key() for c in RUN_SETS["cifar10"]("full")] == stage1 + [c.key() for g in head.values() for c in g]
+    # the short-budget and GPU run sets train LuminaNet in the headline's v3 setting
+    for c in (cifar10_short_runs("full")["luminanet"][0], gpu_runs()[0]):
+        assert (c.model.arch, c.model.d_hidden, c.train.lr) == ("luminanet", 128, 4e-3)
+        assert all(getattr(c.evolution, k) == v for k, v in CIFAR_V3.items())
 
 
 def test_controls_differ_from_the_evolved_run_in_one_thing(store):

@@ -451,11 +451,11 @@ def test_a_malformed_result_is_one_error_line_on_the_command_line(tmp_path, monk
     (they ended in KeyError and AttributeError tracebacks)."""
     env = _env(tmp_path, "bad")
     monkeypatch.setenv("LUMINA_RESULTS", env["LUMINA_RESULTS"])
-    from lumina.published import RUN_SETS, cifar10_runs
+    from lumina.published import RUN_SETS, cifar10_v3_choice_runs
 
     name = command[1] if command[0] != "report" else None
     cfg = (resolve("synthetic", "smoke") if name == "synthetic" else RUN_SETS[name]("smoke")[0] if name else
-           cifar10_runs("smoke")["luminanet"][0])
+           cifar10_v3_choice_runs("smoke")["LuminaNet-16 v3, lr 0.001"][0])  # the report's choice table reads it
     f = _malformed(cfg, case)
     p = subprocess.run([sys.executable, "-m", "lumina", *command], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=300)
