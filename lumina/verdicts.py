@@ -23,6 +23,7 @@ from .scaling import fit_power_law, meet
 from .text import bucket_ppl
 from .tables import display_name, hardware
 
+LM_COMPARE = ROOT / "benchmarks" / "results" / "lm_compare.json"  # compute and memory of the text models
 GPU_COMMAND = "python -m lumina run-set gpu --profile paper   (about 10 minutes on one H200)"
 
 
@@ -177,10 +178,9 @@ def _text_quality(d: int, w: dict, profile: str) -> list[dict]:
 
 def _text_cost() -> list[dict]:
     """Compute and training memory per width, from `python -m benchmarks lm_compare`."""
-    bench = ROOT / "benchmarks" / "results" / "lm_compare.json"
-    if not bench.exists():
+    if not LM_COMPARE.exists():
         return []
-    b, rows = json.loads(bench.read_text()), []
+    b, rows = json.loads(LM_COMPARE.read_text()), []
     compute, memory = paper.claim("tinystories.compute_ratio"), paper.claim("tinystories.memory_ratio")
     for r in (r for r in b.get("rows", []) if "body_flops_per_token" in r.get("ratio_vs_gpt2", {}) and r.get("group", "v2") == "v2"):
         q, w = r["ratio_vs_gpt2"], f", width {r['d_hidden']}"
@@ -417,25 +417,26 @@ def tinystories_v3(profile: str = "full") -> list[dict]:
               "paper": f"{top1:.2f}% vs {top1_gpt2:.2f}%", "ours": _per_seed(pairs, "test_top1", ".2f", "%"), "interval": "",
               "comparison": cmp,
               "verdict": _all_or_none([a["metrics"]["test_top1"] >= b["metrics"]["test_top1"] - TOP1_WITHIN for a, b in pairs])}]
-    # compute per predicted token of the trained networks (the FLOPs of one window's forward over its L tokens),
-    # judged only where the perplexities are comparable: a cheaper model that predicts worse proves nothing
-    head = 2 * d * V  # the output head per token (GPT-2's tied, LuminaNet v3's tied too)
-    body = (lum["flops_per_example"] / L - head) / (gpt["flops_per_example"] / L - head)
+    # compute and memory from `python -m benchmarks lm_compare` (its v3 pair; the same measurement as the v2 rows),
+    # else compute from the FLOPs stored with each result; judged only where the perplexities are comparable: a
+    # cheaper model that predicts worse proves nothing
+    bench = next((r for r in (json.loads(LM_COMPARE.read_text())["rows"] if LM_COMPARE.exists() else [])
+                  if r.get("group") == "v3" and "ratio_vs_gpt2" in r), None)
+    head = 2 * d * V  # the output head per token (both heads tied to the embedding)
+    body, total = ((bench["ratio_vs_gpt2"]["body_flops_per_token"], bench["ratio_vs_gpt2"]["flops_per_token"]) if bench else
+                   ((lum["flops_per_example"] / L - head) / (gpt["flops_per_example"] / L - head),
+                    lum["flops_per_example"] / gpt["flops_per_example"]))
+    source = "python -m benchmarks lm_compare (the v3 pair)" if bench else "the FLOPs stored with each result"
     compute = paper.claim("tinystories.compute_ratio")
     rows.append({"claim": compute.text + f", width {d}", "paper": compute.shown(), "interval": "",
-                 "ours": f"{body:.2f}× body FLOPs per predicted token (with the output head "
-                         f"{lum['flops_per_example'] / gpt['flops_per_example']:.2f}×)",
-                 "comparison": "the trained networks' forward FLOPs per predicted token; judged only at comparable "
-                               f"perplexity (within {100 * (PPL_WITHIN - 1):.0f}%)",
+                 "ours": f"{body:.2f}× body FLOPs per predicted token (with the output head {total:.2f}×)",
+                 "comparison": f"{source}; judged only at comparable perplexity (within {100 * (PPL_WITHIN - 1):.0f}%)",
                  "verdict": ("reproduced" if body <= compute.value else "not reproduced") if comparable else "not comparable"})
-    bench = ROOT / "benchmarks" / "results" / "lm_compare.json"
-    mem = next((r["ratio_vs_gpt2"]["train_tensor_mb"] for r in (json.loads(bench.read_text())["rows"] if bench.exists() else [])
-                if r.get("group") == "v3" and "ratio_vs_gpt2" in r), None)
-    if mem is not None:
-        memory = paper.claim("tinystories.memory_ratio")
+    if bench:
+        memory, mem = paper.claim("tinystories.memory_ratio"), bench["ratio_vs_gpt2"]["train_tensor_mb"]
         rows.append({"claim": memory.text + f", width {d}", "paper": memory.shown(), "interval": "",
                      "ours": f"{mem:.2f}× (tensor memory of a training step)",
-                     "comparison": "python -m benchmarks lm_compare (the v3 pair); judged only at comparable perplexity",
+                     "comparison": f"{source}; judged only at comparable perplexity",
                      "verdict": ("reproduced" if mem <= memory.value * 1.1 else "not reproduced") if comparable else "not comparable"})
     uni = references_or_load(runs[next(v for v in runs if v != "gpt2")])["unigram"]
     v3_runs = [a for a, _ in pairs] + [r for r in (load_result(c) for c in text_v3_claims(profile).values()) if r]

@@ -374,6 +374,7 @@ def test_v3_verdicts_judge_cost_only_at_comparable_quality_and_read_table5_on_te
     from lumina.results import result_dir
 
     monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+    monkeypatch.setattr(verdicts, "LM_COMPARE", tmp_path / "lm_compare.json")  # none: compute from the results
     refs = ROOT / "results" / "tinystories" / "full" / "references"
     if not refs.exists():
         pytest.skip("the committed n-gram references are not in this checkout")
@@ -414,6 +415,13 @@ def test_v3_verdicts_judge_cost_only_at_comparable_quality_and_read_table5_on_te
     store(lum_cfg, 19.0, flops=head + 3e6)  # 19 / 17 = +12%: not comparable, so no cost verdict
     assert next(r for k, r in rows().items() if k.startswith("compute"))["verdict"] == "not comparable"
 
+    bench = {"rows": [{"model": "LuminaNet v3 recurrent", "group": "v3",
+                       "ratio_vs_gpt2": {"body_flops_per_token": 0.5, "flops_per_token": 0.9, "train_tensor_mb": 0.4}}]}
+    (tmp_path / "lm_compare.json").write_text(json.dumps(bench))  # the benchmark's v3 pair, when measured, decides
+    store(lum_cfg, 18.0, flops=head + 3e6)
+    got = rows()
+    assert next(r for k, r in got.items() if k.startswith("compute"))["verdict"] == "reproduced"
+    assert next(r for k, r in got.items() if k.startswith("peak memory"))["verdict"] == "reproduced"
     uni = json.loads(next((tmp_path / "tinystories" / "full" / "references").glob("*.json")).read_text())
     claims = text_v3_claims("full")
     store(claims["as chosen"], 22.0)
