@@ -63,8 +63,12 @@ venv: $(STAMP)
 book: $(STAMP)
 	$(PY) scripts/build_book.py --profile $(PROFILE) $(BOOK_ARGS)
 
+# The suite, then nbval on every notebook as committed (profile full, stored results only: LUMINA_LOAD_ONLY=1
+# stops a run that would train): the cells tagged nbval-check-output must print their stored outputs.
+NBVAL := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg
 test: $(STAMP)
 	$(PY) -m pytest -q tests/ $(PYTEST_ARGS)
+	LUMINA_LOAD_ONLY=1 LUMINA_PROGRESS=0 $(PY) -m pytest -q $(NBVAL) book/intro.ipynb book/chapters/
 
 # The server runs from .venv, so the notebooks' `python3` kernel is the project's interpreter; it exports
 # LUMINA_DATA (above, absolute) and HF_*_OFFLINE. Kernels start in each notebook's folder, as in the build.

@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 
@@ -159,6 +160,9 @@ def train_or_load_state(cfg: ExperimentConfig, retrain: bool = False, restart: b
         if found is not None:
             log(f"[lumina] loaded {cfg.experiment}/{cfg.profile}/{cfg.key()} (stored result)")
             return "loaded", found
+    if os.environ.get("LUMINA_LOAD_ONLY") == "1":  # the published-output check (nbval) reads, never trains
+        raise ValueError(f"no stored result for {cfg.experiment}/{cfg.profile}/{cfg.key()} and LUMINA_LOAD_ONLY=1 "
+                         f"forbids training it; train it first (python -m lumina run-set ... --profile {cfg.profile})")
     check_writable(result_dir(cfg), "LUMINA_RESULTS")  # before hours of training, not after them
     check_writable(run_dir(cfg), "LUMINA_RUNS")
     with run_lock(cfg, log):

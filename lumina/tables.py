@@ -13,6 +13,7 @@ of published tables (tests/test_notebooks.py) compares it verbatim.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import statistics
@@ -96,7 +97,10 @@ class Table:
     @property
     def styler(self):
         """The pandas Styler the book renders: no index, numbers right-aligned, headers left as given."""
-        st = self.cells.style.hide(axis="index")
+        # a uuid derived from the content, not pandas' random one: the same table renders to the same HTML,
+        # so nbval can compare a published table's stored output with a fresh run's
+        uid = hashlib.sha1(repr(self).encode()).hexdigest()[:8]
+        st = self.cells.style.hide(axis="index").set_uuid(uid)
         st = st.set_table_styles([{"selector": "th", "props": "text-align: left; padding: 0.25em 0.7em"},
                                   {"selector": "td", "props": "padding: 0.25em 0.7em; max-width: 32em"}])
         if self.numeric:  # numbers and their headers right-aligned, so digits line up

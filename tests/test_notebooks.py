@@ -1,18 +1,19 @@
 """The book's notebooks: committed clean, every chapter runs once in the `smoke` profile, and the published
-numbers are a regression test.
+numbers are checked by nbval.
 
-(a) hygiene of every book/**/*.ipynb (not _build): no outputs, no execution counts, exactly one cell tagged
-    `parameters` that sets `profile`, kernelspec `python3`;
+(a) hygiene of every book/**/*.ipynb (not _build): no outputs or execution counts except those stored for
+    the cells tagged `nbval-check-output` (and those always present), exactly one cell tagged `parameters` that
+    sets `profile`, kernelspec `python3`;
 (b) papermill runs every chapter ONCE per test session with `-p profile smoke` (working directory = the
     notebook's folder), against a temporary results store: smoke runs are written there, never into the
     repository (where results of older code would be reused); the committed `full`/`paper` results are linked
-    into it, so cells that show published tables still find them. The executed copies are shared by (b) and (c);
-(c) published numbers: the cells tagged `regression` print a chapter's results from committed `full` results
-    (whatever the profile). Their text output in the executed copy of (b) is compared with
-    tests/expected/<chapter>.txt; a change that moves a published number fails, naming the chapter and cell.
-    After a deliberate change (new results), regenerate them all:
-    LUMINA_UPDATE_EXPECTED=1 pytest tests/test_notebooks.py -k published_outputs
-    The mechanism itself is tested on a tiny fixture notebook (no model, no dataset);
+    into it, so cells that show published tables still find them;
+(c) published numbers: `make test` also runs `pytest --nbval-lax --nbval-current-env book/` with
+    LUMINA_LOAD_ONLY=1: every notebook runs as committed (profile `full`, stored results only, nothing
+    trains) and the outputs of its `nbval-check-output` cells must equal the stored ones; a change that moves
+    a published number fails, naming the notebook and cell. After a deliberate change (new results), store the
+    new outputs with `python scripts/update_outputs.py [notebook ...]`. The mechanism itself is tested here on
+    a tiny fixture notebook (no model, no dataset);
 (d) the book tool chain on a throwaway chapter (figure, math, offline pyvis graph) in a temporary copy of
     the book: scripts/build_book.py (papermill, jupyter-book -W) and scripts/check_browser.py (chromium).
 (b), (c) and (d) are marked `slow` and run by default; they are skipped while no chapter exists.
@@ -20,7 +21,6 @@ numbers are a regression test.
 from __future__ import annotations
 
 import ast
-import difflib
 import json
 import os
 import shutil
@@ -33,7 +33,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-EXPECTED = ROOT / "tests" / "expected"
+CHECK = "nbval-check-output"  # nbval's tag: the cell's stored outputs are compared even under --nbval-lax
 PROFILES = ("smoke", "full", "paper")
 PUBLISHED = ("full", "paper")  # profiles whose results are committed
 CELL_TIMEOUT = int(os.environ.get("LUMINA_CELL_TIMEOUT", "900"))  # seconds per cell in the smoke runs
@@ -82,9 +82,13 @@ def test_notebook_is_committed_clean(nb_path):
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.read(str(nb_path), as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
-    assert not dirty, (f"{nb_path.name}: cells {dirty} carry outputs or execution counts; commit notebooks without "
-                       f"them: jupyter nbconvert --clear-output --inplace {nb_path.relative_to(ROOT)}")
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    dirty = [i for i, c in code if CHECK not in c.metadata.get("tags", []) and (c.outputs or c.execution_count is not None)]
+    assert not dirty, (f"{nb_path.name}: cells {dirty} carry outputs or execution counts; only the cells tagged "
+                       f"{CHECK} keep theirs: python scripts/update_outputs.py {nb_path.relative_to(ROOT)}")
+    unstored = [i for i, c in code if CHECK in c.metadata.get("tags", []) and not c.outputs]
+    assert not unstored, (f"{nb_path.name}: cells {unstored} are tagged {CHECK} but store no output to check: "
+                          f"python scripts/update_outputs.py {nb_path.relative_to(ROOT)}")
     injected = [i for i, c in enumerate(nb.cells) if "injected-parameters" in c.metadata.get("tags", [])]
     assert not injected, f"{nb_path.name}: cells {injected} were injected by papermill; commit the source notebook"
 
@@ -186,145 +190,60 @@ def test_chapter_runs_in_smoke_profile(nb_path, smoke_run):
         assert seconds < PLAYGROUND_LIMIT_S, f"{nb_path.name} took {seconds:.0f} s; it promises seconds per cell"
 
 
-# ---- (c) published numbers -------------------------------------------------------------------------------
-def regression_cells(nb: dict) -> list[tuple[int, dict]]:
-    """(index, cell) of the cells tagged `regression`, in order."""
-    return [(i, c) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and "regression" in _tags(c)]
-
-
-def cell_name(index: int, cell: dict) -> str:
-    """How a failure names a cell: its index in the source notebook and its first line."""
-    first = next((line.strip() for line in _source(cell).splitlines() if line.strip()), "")
-    return f"cell {index}: {first[:70]}"
-
-
-def output_text(cell: dict) -> str:
-    """A cell's outputs as text: streams, the text/plain of results and displays, errors. Trailing spaces go."""
-    parts = []
-    for o in cell.get("outputs", []):
-        if o["output_type"] == "stream":
-            parts.append(_source({"source": o["text"]}))
-        elif o["output_type"] in ("execute_result", "display_data"):
-            parts.append(_source({"source": o["data"].get("text/plain", "")}) + "\n")
-        elif o["output_type"] == "error":
-            parts.append(f"{o['ename']}: {o['evalue']}\n")
-    return "\n".join(line.rstrip() for line in "".join(parts).splitlines()).strip("\n") + "\n"
-
-
-def regression_outputs(source: Path, executed: Path) -> dict[str, str]:
-    """{cell name: text output} of the `regression` cells: names from the source notebook, outputs from its
-    executed copy (papermill inserts one cell, so cells are matched by their order among `regression` cells)."""
-    names = [cell_name(i, c) for i, c in regression_cells(_load(source))]
-    outs = [output_text(c) for _, c in regression_cells(_load(executed))]
-    assert len(names) == len(outs), f"{executed} holds {len(outs)} regression cells, the source {len(names)}"
-    return dict(zip(names, outs))
-
-
-def write_expected(path: Path, source: Path, outputs: dict[str, str]) -> None:
-    head = (f"# Text output of the cells tagged `regression` in {source.relative_to(source.parents[2])}, printed "
-            "from the committed\n# `full` results. Regenerate after a deliberate change (new results):\n"
-            "#   LUMINA_UPDATE_EXPECTED=1 pytest tests/test_notebooks.py -k published_outputs\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(head + "".join(f"## {name}\n{text}" for name, text in outputs.items()), encoding="utf-8")
-
-
-def read_expected(path: Path) -> dict[str, str]:
-    out, name = {}, None
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        if line.startswith("## "):
-            name = line[3:].rstrip("\n")
-            out[name] = ""
-        elif name is not None:
-            out[name] += line
-    return out
-
-
-def compare_expected(chapter: str, expected: dict[str, str], got: dict[str, str]) -> list[str]:
-    """Sentences naming the chapter and cell of every difference, with a diff of the text."""
-    problems = [f"{chapter}, {n}: expected output, but the cell is gone" for n in expected if n not in got]
-    problems += [f"{chapter}, {n}: new regression cell without expected output" for n in got if n not in expected]
-    for n in expected.keys() & got.keys():
-        if expected[n] != got[n]:
-            diff = difflib.unified_diff(expected[n].splitlines(), got[n].splitlines(), "expected", "now", lineterm="")
-            problems.append(f"{chapter}, {n}: the published output changed\n" + "\n".join(diff))
-    return problems
-
-
-def check_regression(chapter: str, source: Path, executed: Path, expected_file: Path) -> None:
-    got = regression_outputs(source, executed)
-    if os.environ.get("LUMINA_UPDATE_EXPECTED") == "1":
-        write_expected(expected_file, source, got)
-        return
-    if not expected_file.exists():
-        pytest.fail(f"{chapter}: no {expected_file.relative_to(expected_file.parents[2])} for its "
-                    f"{len(got)} regression cell(s); write it with LUMINA_UPDATE_EXPECTED=1", pytrace=False)
-    problems = compare_expected(chapter, read_expected(expected_file), got)
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
-
-
-REGRESSION = [p for p in NB_PARAMS if p.values[0] is not None and regression_cells(_load(p.values[0]))] or [
-    pytest.param(None, id="none", marks=pytest.mark.skip(reason="no chapter has a `regression` cell yet"))]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("nb_path", REGRESSION)
-def test_published_outputs_are_unchanged(nb_path, smoke_run):
-    skip_without_data(nb_path)
-    executed, _, error = smoke_run(nb_path)
-    if error:
-        pytest.fail(f"{nb_path.name} did not run (profile=smoke), so its published outputs were not checked: "
-                    f"{error}", pytrace=False)
-    check_regression(nb_path.stem, nb_path, executed, EXPECTED / f"{nb_path.stem}.txt")
-
-
+# ---- (c) published numbers: nbval ------------------------------------------------------------------------
 def _fixture_chapter(path: Path) -> None:
-    """A chapter in miniature: a parameters cell, a `regression` cell that prints a table of a stored result
-    read from $LUMINA_RESULTS (whatever the profile), and an ordinary cell."""
+    """A chapter in miniature: a parameters cell, a checked cell that prints a table of a stored result read
+    from $LUMINA_RESULTS, and an ordinary cell."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell('profile = "full"')
     params.metadata["tags"] = ["parameters"]
-    reg = nbformat.v4.new_code_cell(
+    check = nbformat.v4.new_code_cell(
         "import json, os\nfrom lumina.tables import show_table\n"
         "r = json.load(open(os.path.join(os.environ['LUMINA_RESULTS'], 'toy', 'full', 'result.json')))\n"
         "show_table([{'model': 'LuminaNet-64', 'top-1 (%)': r['top1'], 'seeds': 2}])")
-    reg.metadata["tags"] = ["regression"]
-    nb.cells = [params, reg, nbformat.v4.new_code_cell("print('profile', profile)")]
+    check.metadata["tags"] = [CHECK]
+    nb.cells = [params, check, nbformat.v4.new_code_cell("print('profile', profile)")]
+    path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
 
 
 @pytest.mark.slow
-def test_regression_mechanism_names_chapter_and_cell(tmp_path):
-    """A published top-1 moved by 0.01 fails the comparison, naming the chapter and the cell; the profile
-    the chapter runs with does not matter."""
-    pytest.importorskip("papermill")
-    src = tmp_path / "book" / "chapters" / "09_toy.ipynb"
-    src.parent.mkdir(parents=True)
+def test_nbval_checks_the_stored_published_outputs_and_names_the_cell(tmp_path, monkeypatch):
+    """scripts/update_outputs.py stores a checked cell's output (and no other); nbval passes while the result
+    is unchanged, and a published top-1 moved by 0.01 fails it, naming the notebook and the cell."""
+    pytest.importorskip("nbval")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import update_outputs
+    finally:
+        sys.path.pop(0)
+    src = tmp_path / "09_toy.ipynb"
     _fixture_chapter(src)
-    store = tmp_path / "results"
-    (store / "toy" / "full").mkdir(parents=True)
-    result = store / "toy" / "full" / "result.json"
-    env = {"LUMINA_RESULTS": str(store), "LUMINA_RUNS": str(tmp_path / "runs")}
-    expected_file = tmp_path / "tests" / "expected" / "09_toy.txt"
+    store = tmp_path / "results" / "toy" / "full"
+    store.mkdir(parents=True)
+    (store / "result.json").write_text(json.dumps({"top1": 64.02}))
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "results"))  # the kernels inherit it
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "runs"))
+    assert update_outputs.refresh(src) == 1
+    assert "LUMINA_LOAD_ONLY" not in os.environ  # set for the kernel only
+    env = {**os.environ, "LUMINA_LOAD_ONLY": "1"}
+    cells = _load(src)["cells"]
+    assert "64.02" in json.dumps(cells[1]["outputs"]) and not cells[0]["outputs"] and not cells[2]["outputs"]
 
-    result.write_text(json.dumps({"top1": 64.02}))
-    _, err = execute(src, tmp_path / "a.ipynb", env, profile="smoke")
-    assert err is None, err
-    write_expected(expected_file, src, regression_outputs(src, tmp_path / "a.ipynb"))
-    assert "64.02" in expected_file.read_text() and "## cell 1: import json, os" in expected_file.read_text()
-    check_regression("09_toy", src, tmp_path / "a.ipynb", expected_file)  # unchanged: passes
-
-    result.write_text(json.dumps({"top1": 64.03}))
-    _, err = execute(src, tmp_path / "b.ipynb", env, profile="full")
-    assert err is None, err
-    problems = compare_expected("09_toy", read_expected(expected_file), regression_outputs(src, tmp_path / "b.ipynb"))
-    assert len(problems) == 1 and problems[0].startswith("09_toy, cell 1: import json, os: the published output changed")
-    assert "64.02" in problems[0] and "64.03" in problems[0]
-    with pytest.raises(pytest.fail.Exception, match="09_toy, cell 1"):
-        check_regression("09_toy", src, tmp_path / "b.ipynb", expected_file)
+    def nbval() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                               "--nbval-current-env", "--nbval-sanitize-with", str(BOOK / "nbval_sanitize.cfg"),
+                               "--rootdir", str(tmp_path), str(src)], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+    r = nbval()
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    (store / "result.json").write_text(json.dumps({"top1": 64.03}))
+    r = nbval()
+    assert r.returncode != 0 and "09_toy.ipynb::Cell 1" in r.stdout, r.stdout[-3000:]
+    assert "64.02" in r.stdout and "64.03" in r.stdout
 
 
 # ---- (d) the tool chain on a throwaway chapter ---------------------------------------------------------

@@ -315,3 +315,18 @@ def test_cifar10_smoke_run_shows_every_event_and_learns():
         r.result["event_counts"]
     losses = [h["train_loss"] for h in r.result["history"]]
     assert losses[-1] < losses[0]
+
+
+def test_load_only_loads_a_stored_result_and_refuses_to_train_a_missing_one(tmp_path, monkeypatch):
+    """LUMINA_LOAD_ONLY=1 (nbval's run of the chapters): a stored result loads; a missing one is one error that
+    names the run, and nothing trains."""
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "runs"))
+    cfg = resolve("synthetic", "smoke")
+    stored = train_or_load(cfg, log=lambda *_: None)
+    monkeypatch.setenv("LUMINA_LOAD_ONLY", "1")
+    assert train_or_load(cfg, log=lambda *_: None)["metrics"] == stored["metrics"]
+    other = resolve("synthetic", "smoke", seed=1)
+    with pytest.raises(ValueError, match=f"no stored result for synthetic/smoke/{other.key()} and LUMINA_LOAD_ONLY=1"):
+        train_or_load(other, log=lambda *_: None)
+    assert not run_dir(other).exists() and load_result(other) is None
