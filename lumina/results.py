@@ -144,21 +144,26 @@ def run_lock(cfg: ExperimentConfig, log=print):
 
 
 def train_or_load(cfg: ExperimentConfig, retrain: bool = False, restart: bool = False, *,
-                  checkpoint_every: int = 200, log=print, **train_kw) -> dict:
+                  checkpoint_every: int = 200, log=None, **train_kw) -> dict:
     """The stored result for `cfg` (loaded, never retrained), else train it now (resuming from its
     checkpoint unless `restart`) and store it. `retrain` ignores a stored result and starts afresh."""
     return train_or_load_state(cfg, retrain, restart, checkpoint_every=checkpoint_every, log=log, **train_kw)[1]
 
 
 def train_or_load_state(cfg: ExperimentConfig, retrain: bool = False, restart: bool = False, *,
-                        checkpoint_every: int = 200, log=print, **train_kw) -> tuple[str, dict]:
+                        checkpoint_every: int = 200, log=None, **train_kw) -> tuple[str, dict]:
     """`train_or_load`, and what it did: "loaded", "resumed" (from a checkpoint) or "trained" (from step 0).
     Told by what happened, not guessed beforehand: a process that waited for another one loads its result,
-    and `restart` trains from step 0 though a checkpoint was there."""
+    and `restart` trains from step 0 though a checkpoint was there. `log` gets every line; by default they
+    are printed, except the "loaded" ones while progress output is off (LUMINA_PROGRESS=0: a built book page,
+    CI), so a published page does not open with them and a reader in JupyterLab still sees them."""
+    quiet_loads = log is None and os.environ.get("LUMINA_PROGRESS", "1") == "0"
+    log = log or print
     if not (retrain or restart):
         found = load_result(cfg)
         if found is not None:
-            log(f"[lumina] loaded {cfg.experiment}/{cfg.profile}/{cfg.key()} (stored result)")
+            if not quiet_loads:
+                log(f"[lumina] loaded {cfg.experiment}/{cfg.profile}/{cfg.key()} (stored result)")
             return "loaded", found
     if os.environ.get("LUMINA_LOAD_ONLY") == "1":  # the published-output check (nbval) reads, never trains
         raise ValueError(f"no stored result for {cfg.experiment}/{cfg.profile}/{cfg.key()} and LUMINA_LOAD_ONLY=1 "

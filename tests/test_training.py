@@ -330,3 +330,22 @@ def test_load_only_loads_a_stored_result_and_refuses_to_train_a_missing_one(tmp_
     with pytest.raises(ValueError, match=f"no stored result for synthetic/smoke/{other.key()} and LUMINA_LOAD_ONLY=1"):
         train_or_load(other, log=lambda *_: None)
     assert not run_dir(other).exists() and load_result(other) is None
+
+
+def test_loaded_lines_stay_off_published_pages_but_not_off_a_readers_run(tmp_path, monkeypatch, capsys):
+    """The default log prints "[lumina] loaded ..." unless progress output is off (LUMINA_PROGRESS=0: the book
+    build, CI); a log function passed in gets every line either way."""
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "runs"))
+    cfg = resolve("synthetic", "smoke")
+    train_or_load(cfg, log=lambda *_: None)
+    capsys.readouterr()
+    monkeypatch.setenv("LUMINA_PROGRESS", "0")
+    train_or_load(cfg)
+    assert "[lumina] loaded" not in capsys.readouterr().out
+    lines = []
+    train_or_load(cfg, log=lines.append)
+    assert lines == [f"[lumina] loaded synthetic/smoke/{cfg.key()} (stored result)"]
+    monkeypatch.setenv("LUMINA_PROGRESS", "1")
+    train_or_load(cfg)
+    assert f"[lumina] loaded synthetic/smoke/{cfg.key()}" in capsys.readouterr().out
