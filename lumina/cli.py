@@ -6,6 +6,7 @@
         --resource gpus_per_node=1 --resource slurm_partition=gpu        # each missing run as a Slurm job
     python -m lumina show cifar10 --profile full                          # what is stored
     python -m lumina report --profile full                                # markdown tables of every stored result
+    python -m lumina report --profile full --readme                       # the README's results section, regenerated
 
 A mistake in what was typed (an unknown name, a bad value, missing or corrupt data, a checkpoint of another
 config, a corrupt stored file, a results folder that cannot be written) is printed as one `error: ...` line,
@@ -87,6 +88,7 @@ def _parser() -> _Parser:
     profile = dict(default=None, metavar="PROFILE", help=f"one of {', '.join(PROFILES)} (default: smoke; report: full)")
     p = sub.add_parser("report", help="markdown tables of every stored result")
     p.add_argument("--profile", **profile)
+    p.add_argument("--readme", action="store_true", help="write the README's results section from the stored results")
     p = sub.add_parser("show", help="the stored results of an experiment")
     p.add_argument("name", metavar="EXPERIMENT")
     p.add_argument("--profile", **profile)
@@ -114,9 +116,12 @@ def _run(a: argparse.Namespace) -> int:
     a.profile = a.profile or ("full" if a.cmd == "report" else "smoke")
     _check_profile(a.profile)
     if a.cmd == "report":
-        from .report import report
+        from .report import report, update_readme
 
-        print(report(a.profile), end="")
+        if a.readme:
+            print("README.md: results section " + ("updated" if update_readme(a.profile) else "unchanged"))
+        else:
+            print(report(a.profile), end="")
     elif a.cmd == "train":
         cfg = resolve(a.name, a.profile, **_key_values(a.set, "--set"))
         from .results import train_or_load_state

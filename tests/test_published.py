@@ -28,3 +28,27 @@ def test_committed_cifar10_network_reproduces_its_top1():
     assert got["top1"] == stored["metrics"]["test_top1"]
     assert got["top5"] == stored["metrics"]["test_top5"]
     assert model.count_params() == stored["n_params"]
+
+
+def test_readme_results_section_is_the_one_the_stored_results_generate():
+    """The README's results are generated (`python -m lumina report --profile full --readme`), never typed: a
+    stored result or benchmark that changes without the README fails here."""
+    from lumina.paths import ROOT
+    from lumina.report import README_BEGIN, README_END, readme_results
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert README_BEGIN in text and README_END in text
+    section = README_BEGIN + text.split(README_BEGIN, 1)[1].split(README_END, 1)[0] + README_END
+    assert section == readme_results("full"), "the README's results are stale: python -m lumina report --profile full --readme"
+
+
+def test_readme_update_replaces_only_the_results_section(tmp_path):
+    from lumina.report import README_BEGIN, README_END, readme_results, update_readme
+
+    f = tmp_path / "README.md"
+    f.write_text(f"# Title\n\nbefore\n\n{README_BEGIN}\nold table\n{README_END}\n\nafter\n")
+    assert update_readme("full", f) and not update_readme("full", f)  # the second run finds nothing to change
+    assert f.read_text() == f"# Title\n\nbefore\n\n{readme_results('full')}\n\nafter\n"
+    f.write_text("# no section\n")
+    with pytest.raises(ValueError, match="no results section"):
+        update_readme("full", f)
