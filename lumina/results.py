@@ -94,6 +94,9 @@ def check_result(found, f: Path) -> dict:
     return found
 
 
+SHOWN: dict[str, dict] = {}  # every stored result this process has read, by run: the footer of a chapter
+
+
 def load_result(cfg: ExperimentConfig) -> dict | None:
     f = result_dir(cfg) / "result.json"
     if not f.exists():
@@ -106,6 +109,7 @@ def load_result(cfg: ExperimentConfig) -> dict | None:
             if stale:
                 raise ValueError(f"{f} was stored for another config (stored, wanted): {stale}; "
                                  "a default changed since it ran: rerun it or restore the default")
+    SHOWN[f"{cfg.experiment}/{cfg.profile}/{cfg.key()}"] = found
     return found
 
 

@@ -96,3 +96,18 @@ def test_settings_fit_in_column_pairs():
 def test_ints_stay_ints_beside_floats():
     t = show_table([{"k": "top-1 (%)", "v": 49.0}, {"k": "steps", "v": 1560}, {"k": "top-5 (%)", "v": 91.7}])
     assert t.cells["v"].tolist() == ["49.00", "1,560", "91.70"]
+
+
+def test_footer_summarises_the_provenance_of_the_runs_shown():
+    from lumina.footer import footer
+
+    def run(commit, dirty, train_s, threads, date):
+        return {"train_s": train_s, "provenance": {
+            "git_commit": commit, "git_dirty": dirty, "date": date, "versions": {"python": "3.11.7", "torch": "2.14.1"},
+            "hardware": {"cpu": "AMD EPYC", "cores": 2, "torch_threads": threads, "gpu": None}}}
+    text = footer({"a": run("a" * 40, False, 3600, 1, "2026-12-01T10:00:00"),
+                   "b": run("a" * 40, False, 1800, 2, "2026-12-03T10:00:00"),
+                   "c": run("b" * 40, True, 0, 1, "2026-12-02T10:00:00")})
+    assert "3 stored runs, trained 2026-12-01 to 2026-12-03 in 2.0 CPU-hours" in text  # 1 h x 1 + 0.5 h x 2
+    assert "aaaaaaaaaa (2 runs); bbbbbbbbbb+ (1 run)" in text and "torch 2.14.1 (3 runs)" in text
+    assert footer({}) == "Reproducibility: this page shows no stored run; what it trains, it trains here."
