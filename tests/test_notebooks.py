@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,34 @@ def test_notebook_kernel_is_python3(nb_path):
     spec = _load(nb_path).get("metadata", {}).get("kernelspec", {})
     assert spec.get("name") == "python3", (
         f"{nb_path.name}: kernelspec name is {spec.get('name')!r}; it must be 'python3' (the kernel of .venv)")
+
+
+def held_numbers() -> dict[str, str]:
+    """{number as prose would type it: where it is held} for the numbers a notebook's prose must paste with glue
+    (`lumina.glued`), never type: the paper's decimal values (`lumina.paper`) and every metric of a stored
+    `full` result, at 2 decimals as the tables print them."""
+    from lumina import paper
+
+    held = {}
+    for c in paper.CLAIMS:
+        for v in c.value if isinstance(c.value, tuple) else (c.value,):
+            if isinstance(v, float):
+                held.update({f"{v:g}": f"lumina.paper {c.id}", f"{v:.2f}": f"lumina.paper {c.id}"})
+    for f in sorted((ROOT / "results").glob("*/full/*/result.json")):
+        for k, v in json.loads(f.read_text()).get("metrics", {}).items():
+            if isinstance(v, float) and v >= 1:  # below 1: losses and rates, also typed as config values
+                held.setdefault(f"{v:.2f}", f"{f.relative_to(ROOT).parent} {k}")
+    return held
+
+
+@pytest.mark.parametrize("nb_path", NB_PARAMS)
+def test_prose_pastes_the_numbers_the_code_holds(nb_path):
+    """No markdown cell types a number that lumina.paper or a stored result holds: a typed copy silently
+    disagrees with the tables once a result changes (glue it: lumina.glued)."""
+    held = held_numbers()
+    typed = [(i, n, held[n]) for i, c in enumerate(_load(nb_path)["cells"]) if c["cell_type"] == "markdown"
+             for n in re.findall(r"(?<![\w.`])\d+\.\d+(?![\w.])", _source(c)) if n in held]
+    assert not typed, f"{nb_path.name}: typed numbers (cell, number, held by): {typed}; paste them with glue (lumina.glued)"
 
 
 def skip_without_data(nb_path: Path) -> None:
@@ -277,6 +306,8 @@ def _throwaway_chapter(path: Path) -> None:
             "$$\nh_i = \\sigma(e_i + U_i s_i)\n$$"),
         params,
         nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nimport numpy as np\nprint('profile:', profile)"),
+        nbformat.v4.new_code_cell("from lumina.glued import glue_values\nglue_values(answer=f'{6 * 7.25:.1f}')"),
+        nbformat.v4.new_markdown_cell("The glued answer is {glue:text}`answer`."),
         nbformat.v4.new_code_cell("fig, ax = plt.subplots(figsize=(4, 2.5))\n"
                                   "ax.plot(np.linspace(0, 6, 50), np.sin(np.linspace(0, 6, 50)))\nplt.show()"),
         nbformat.v4.new_code_cell(pyvis_cell),
@@ -312,6 +343,7 @@ def test_book_chain_builds_and_renders_offline(tmp_path):
     assert "all checks passed" in log
     html_page = (book / "_build" / "html" / f"{first}.html").read_text()
     assert "profile: smoke" in html_page  # the chapter ran with the profile papermill injected
+    assert "The glued answer is" in html_page and "43.5" in html_page  # a number pasted by glue (lumina.glued)
     assert (book / "_build" / "screenshots" / (first.replace("/", "__") + ".png")).stat().st_size > 10_000
 
 
