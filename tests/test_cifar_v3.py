@@ -118,3 +118,14 @@ def test_table5_verdicts_judge_the_mean_change_over_seeds(store):
     # the evolved network loses 4.5 points on average (< 5: keeps), the dense start 27.5 (> 20: collapses)
     assert [(c["ours"], c["verdict"]) for c in claims] == [("-4.50 points (mean of 2 seeds)", "reproduced"),
                                                           ("-27.50 points (mean of 2 seeds)", "reproduced")]
+
+
+def test_table5_rule_judges_the_mean_change_over_seeds():
+    from lumina.verdicts import PRUNE_COLLAPSES, PRUNE_KEEPS, table5_claims
+
+    def verdicts(scratch, dense):
+        return [c["verdict"] for c in table5_claims({"s": scratch, "d": dense}, "s", "d")]
+    assert verdicts([-1.0, -8.0], [-30.0, -12.0]) == ["reproduced", "reproduced"]  # means -4.5 and -21
+    assert verdicts([-PRUNE_KEEPS], [-PRUNE_COLLAPSES]) == ["not reproduced", "not reproduced"]  # the bounds are strict
+    assert table5_claims({"s": [-1.0]}, "s", "d")[0]["ours"] == "-1.00 points (mean of 1 seed)"  # a missing run: no row
+    assert len(table5_claims({"s": [-1.0]}, "s", "d")) == 1
