@@ -275,6 +275,16 @@ def tinystories(profile: str = "full") -> list[dict]:
     return rows
 
 
+def structures(profile: str = "full") -> list[dict]:
+    """The structure claims (chapter 5): depth and recurrence by width and their trend, and the seeds'
+    convergence, on the v2 text networks (the widths the paper reports), then the v3 network's at d128."""
+    rows = [{**r, "network": "v2 slot network"} for r in _text_structure(_text_runs(profile))]
+    rows += [{**r, "network": "v3 recurrent network"} for r in tinystories_v3(profile) if str(r["claim"]).startswith("evolved depth")]
+    for r in rows:
+        r["chapter"] = "05_structures"
+    return rows
+
+
 def text_controls(profile: str = "full") -> list[dict]:
     """The TinyStories network against controls that each differ in one thing (connection rate, connection off,
     token-embedding width; one seed each, validation stories): measurements of suspected causes, not claims."""
