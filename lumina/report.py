@@ -93,10 +93,7 @@ README_END = "<!-- results: end -->"
 def readme_results(profile: str = "full") -> str:
     """The README's results section: every claim with its verdict (the intro's table), the headline runs of
     both datasets, and the speed targets, as markdown."""
-    claims = verdicts.cifar10(profile) + verdicts.tinystories_v3(profile)
-    rows = [{"claim": c.text if hasattr(c := r["claim"], "text") else c,
-             "paper": r.get("paper") or (c.shown() if hasattr(c, "shown") else ""), "ours": r.get("ours", ""),
-             "verdict": r["verdict"], "chapter": r["chapter"][:2]} for r in claims]
+    rows = [{**r, "chapter": r["chapter"][:2]} for r in landing_rows(profile)]
     parts = [("Every claim (the book's intro; the headline networks: CIFAR-10 v3 and the recurrent TinyStories v3)",
               show_table(rows)),
              ("CIFAR-10: the headline runs (test set, 50 epochs)",
@@ -159,8 +156,8 @@ def report(profile: str = "full") -> str:
     return "\n".join(out) + "\n"
 
 
-def landing(profile: str = "full"):
-    """The intro's table: every claim, our measurement and its verdict, each row linking to its chapter."""
+def landing_rows(profile: str = "full") -> list[dict]:
+    """Every claim of the intro: claim, paper, ours, verdict and its chapter (a file stem such as 03_cifar10)."""
     rows = verdicts.cifar10(profile) + verdicts.tinystories_v3(profile)  # the headline networks (v3)
     for r in verdicts.cifar10_v3_controls_table(profile):
         if r["compared with"].startswith("(a)"):
@@ -172,5 +169,11 @@ def landing(profile: str = "full"):
         c = r["claim"]
         text, paper_value = (c.text, r.get("paper") or c.shown()) if hasattr(c, "shown") else (c, r.get("paper", ""))
         out.append({"claim": text, "paper": paper_value, "ours": r.get("ours", ""), "verdict": r["verdict"],
-                    "chapter": f'<a href="chapters/{r["chapter"]}.html">{r["chapter"][:2]}</a>'})
-    return show_table(out, caption="Every claim of the paper, our measurement and the verdict")
+                    "chapter": r["chapter"]})
+    return out
+
+
+def landing(profile: str = "full"):
+    """The intro's table: every claim, our measurement and its verdict, each row linking to its chapter."""
+    rows = [{**r, "chapter": f'<a href="chapters/{r["chapter"]}.html">{r["chapter"][:2]}</a>'} for r in landing_rows(profile)]
+    return show_table(rows, caption="Every claim of the paper, our measurement and the verdict")

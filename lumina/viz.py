@@ -166,3 +166,30 @@ def plot_scaling(rows: list[dict], fits: dict, ax=None, extend_to: float | None 
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return ax
+
+
+VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "not tested here": "#757575",
+                   "measured": "#1565c0", "none collapsed": "#2e7d32"}  # anything else (inconclusive, ...): amber
+
+
+def verdict_board(rows: list[dict], link=lambda chapter: f"chapters/{chapter}.html") -> str:
+    """Every claim at a glance, as HTML (no script, works offline): one tile per claim, coloured by its verdict
+    (green reproduced, red not reproduced, grey not tested here, amber anything between), grouped by chapter,
+    each tile a link to its chapter. `rows` as `lumina.report.landing_rows` gives them."""
+    chapters: dict[str, list[dict]] = {}
+    for r in rows:
+        chapters.setdefault(r["chapter"], []).append(r)
+    tile = ("display:block;margin:3px 0;padding:4px 8px;border-radius:4px;color:#fff;text-decoration:none;"
+            "font-size:0.85em;line-height:1.25;")
+    cols = []
+    for chapter, rs in chapters.items():
+        tiles = "".join(
+            f'<a href="{html.escape(link(chapter))}" style="{tile}background:{VERDICT_COLOURS.get(r["verdict"].split(" (")[0].split(":")[0], "#ef8f00")}" '
+            f'title="{html.escape(r["verdict"])}: {html.escape(str(r.get("ours", "")))}">{html.escape(r["claim"])}'
+            f'<br><b>{html.escape(r["verdict"])}</b></a>' for r in rs)
+        cols.append(f'<div style="flex:1 1 16em;min-width:14em"><div style="font-weight:bold;margin-bottom:2px">'
+                    f'chapter {html.escape(chapter[:2])}</div>{tiles}</div>')
+    legend = " ".join(f'<span style="background:{c};color:#fff;padding:1px 6px;border-radius:3px">{html.escape(v)}</span>'
+                      for v, c in (*list(VERDICT_COLOURS.items())[:4], ("in between", "#ef8f00")))
+    return (f'<div><div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(cols)}</div>'
+            f'<div style="margin-top:6px;font-size:0.8em">{legend}</div></div>')

@@ -111,3 +111,15 @@ def test_footer_summarises_the_provenance_of_the_runs_shown():
     assert "3 stored runs, trained 2026-12-01 to 2026-12-03 in 2.0 CPU-hours" in text  # 1 h x 1 + 0.5 h x 2
     assert "aaaaaaaaaa (2 runs); bbbbbbbbbb+ (1 run)" in text and "torch 2.14.1 (3 runs)" in text
     assert footer({}) == "Reproducibility: this page shows no stored run; what it trains, it trains here."
+
+
+def test_verdict_board_colours_each_claim_by_verdict_and_links_its_chapter():
+    from lumina.viz import VERDICT_COLOURS, verdict_board
+
+    rows = [{"claim": "a <b>", "verdict": "reproduced", "ours": "1", "chapter": "03_cifar10"},
+            {"claim": "b", "verdict": "not reproduced", "ours": "2", "chapter": "04_tinystories"},
+            {"claim": "c", "verdict": "inconclusive (above chance, far from identical)", "ours": "", "chapter": "04_tinystories"}]
+    page = verdict_board(rows)
+    assert page.count('href="chapters/03_cifar10.html"') == 1 and page.count('href="chapters/04_tinystories.html"') == 2
+    assert f"background:{VERDICT_COLOURS['reproduced']}" in page and f"background:{VERDICT_COLOURS['not reproduced']}" in page
+    assert "background:#ef8f00" in page and "a &lt;b&gt;" in page and "<script" not in page  # escaped, offline
