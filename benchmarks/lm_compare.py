@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from lumina.build import build_model
 from lumina.published import text_v3_runs, tinystories_runs
 from lumina.results import artifacts
+from lumina.tables import display_name
 
 from .common import write_json
 
@@ -101,7 +102,7 @@ def measure_pair(lcfg, gcfg, lum_name: str, group: str = "v2") -> list[dict]:
     x = torch.randint(0, V, (B, L), generator=torch.Generator().manual_seed(0))
     y = torch.roll(x, -1, 1)
     rows = []
-    for name, model, gen_modes in ((lum_name, lum, ("slot cache",)), (f"GPT-2 d{d}" + (f" ({group})" if group != "v2" else ""), gpt, ("KV cache", "no cache"))):
+    for name, model, gen_modes in ((lum_name, lum, ("slot cache",)), (display_name("gpt2", d) + (f" ({group})" if group != "v2" else ""), gpt, ("KV cache", "no cache"))):
         model.eval()
         total = flops(lambda: model(x[:1]))
         head = 2 * d * V * L
@@ -120,7 +121,7 @@ def measure_pair(lcfg, gcfg, lum_name: str, group: str = "v2") -> list[dict]:
     lr, gr = rows
     ratio = {k: lr[k] / gr[k] for k in ("flops_per_token", "body_flops_per_token", "train_tensor_mb")}
     lr["ratio_vs_gpt2"] = ratio
-    print(f"{lum_name} / GPT-2 d{d}: body FLOPs per token {ratio['body_flops_per_token']:.2f}x (target ≤ 0.75x), "
+    print(f"{lum_name} / {display_name('gpt2', d)}: body FLOPs per token {ratio['body_flops_per_token']:.2f}x (target ≤ 0.75x), "
           f"all FLOPs {ratio['flops_per_token']:.2f}x, training tensor memory {ratio['train_tensor_mb']:.2f}x")
     return rows
 
@@ -134,7 +135,7 @@ def main(argv=None):
     runs, rows = tinystories_runs(a.profile), []
     for lcfg, gcfg in zip(runs["luminanet"], runs["baselines"]):
         if lcfg.train.seed == 0:  # one row per width: FLOPs and memory depend on the topology, not the seed's weights
-            rows += measure_pair(lcfg, gcfg, f"LuminaNet-{lcfg.model.d_hidden}")
+            rows += measure_pair(lcfg, gcfg, display_name("luminanet", lcfg.model.d_hidden))
     v3 = text_v3_runs(a.profile)  # the v3 pair (chapter 4's headline), each model at its chosen rate
     if len(v3) == 2:
         rows += measure_pair(next(c for v, c in v3.items() if v != "gpt2"), v3["gpt2"], "LuminaNet v3 recurrent", "v3")

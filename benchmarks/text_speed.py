@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from lumina.build import build_model
 from lumina.published import TEXT_VARIANTS, text_v3
+from lumina.tables import display_name
 
 from .common import median_time, write_json
 
@@ -53,7 +54,7 @@ def generate(model, tokens):
 
 def main(argv=None, profile: str = "full", reps: int = 3) -> dict:
     torch.set_num_threads(1)
-    models = {"GPT-2 d128": build_model(text_v3("gpt2", profile))}
+    models = {display_name("gpt2", 128): build_model(text_v3("gpt2", profile))}
     models.update({f"LuminaNet {v}": build_model(text_v3(v, profile)) for v in TEXT_VARIANTS})
     tokens = torch.randint(0, 4096, (1, 64), generator=torch.Generator().manual_seed(1))
     rows = []

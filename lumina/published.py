@@ -424,6 +424,44 @@ def text_v3_seed1(profile: str) -> dict[str, ExperimentConfig]:
     return pair
 
 
+WIDTH_EPOCHS = 0.5  # the width comparison's budget (0.9M predicted tokens): on this CPU the recurrent network at
+#                     d384 costs about 9x its d128 FLOPs per token, so 2 epochs at d384 would take ~10 CPU-hours
+
+
+def text_v3_width_lr_runs(profile: str) -> dict[tuple[str, int, float], ExperimentConfig]:
+    """Rule, fixed before the runs (the d128 rule, at the wider widths): the chosen variant and GPT-2 at d256 and
+    d384, each at every rate of TEXT_LRS, SCREEN_EPOCHS on the dev split; at each width each model's rate is the
+    one with its lowest dev loss. Empty until the variant is chosen."""
+    variant = text_variant(profile)
+    if variant is None:
+        return {}
+    widths = (48,) if profile == "smoke" else TEXT_WIDTHS[1:]
+    ep = 0.05 if profile == "smoke" else SCREEN_EPOCHS
+    return {(v, w, lr): text_v3(v, profile, w, validation=True, epochs=ep, lr=lr)
+            for w in widths for v in ("gpt2", variant) for lr in TEXT_LRS}
+
+
+def text_v3_width_runs(profile: str) -> dict[tuple[str, int, int], ExperimentConfig]:
+    """The width comparison at WIDTH_EPOCHS on the V1 validation stories, {(model, width, seed): config}: every
+    width of TEXT_WIDTHS, each model at its rate chosen at that width (d128: the reported pair's rates), seed 0,
+    and a second seed at the widest width (fixed before any result). A width is listed once its rate grid is
+    stored."""
+    pair = text_v3_runs(profile)
+    if len(pair) < 2:
+        return {}
+    grid = text_v3_width_lr_runs(profile)
+    ep = 0.1 if profile == "smoke" else WIDTH_EPOCHS
+    rates = {(v, 32 if profile == "smoke" else TEXT_WIDTHS[0]): c.train.lr for v, c in pair.items()}
+    for (v, w) in {(v, w) for (v, w, _) in grid}:
+        tries = {lr: load_result(c) for (v2, w2, lr), c in grid.items() if (v2, w2) == (v, w)}
+        if all(r is not None for r in tries.values()):
+            rates[(v, w)] = min(tries, key=lambda lr: tries[lr]["metrics"]["test_loss"])
+    widest = max(w for _, w in rates)
+    return {(v, w, s): text_v3(v, profile, w, lr=lr, epochs=ep, seed=s)
+            for (v, w), lr in sorted(rates.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+            for s in ((0, 1) if w == widest and w != min(w2 for _, w2 in rates) else (0,))}
+
+
 def _unique(cfgs: list[ExperimentConfig]) -> list[ExperimentConfig]:
     """`cfgs` without repeats (a run shared by two stages, e.g. GPT-2's screen run, which is also a rate try)."""
     return list({c.key(): c for c in cfgs}.values())
@@ -459,6 +497,9 @@ RUN_SETS = {
                                                *(c for g in text_scaling_runs(profile).values() for c in g),
                                                *text_v3_sensitivity(profile).values(),
                                                *text_v3_claims(profile).values(), *text_v3_seed1(profile).values()]),
+    # staged too: each width's rate grid, then its runs (rerun until it trains nothing); about 10 CPU-hours
+    "tinystories_v3_widths": lambda profile: _unique([*text_v3_width_lr_runs(profile).values(),
+                                                      *text_v3_width_runs(profile).values()]),
     "gpu": lambda profile: gpu_runs(1.0 if profile == "smoke" else 30.0),
     "cifar10_short": lambda profile: _flat(cifar10_short_runs(profile)),
     "cifar10_parity": lambda profile: _flat(cifar10_parity_runs(profile)),

@@ -433,3 +433,38 @@ def test_v3_verdicts_judge_cost_only_at_comparable_quality_and_read_table5_on_te
     assert got["pruning.dense_collapses"]["verdict"] == "not reproduced"  # 60 is far from the unigram table
     assert next(r for k, r in got.items() if k.startswith("without connections"))["verdict"] == "reproduced"
     assert uni["metrics"]["unigram"]["ppl"] > 100 and [r["run"] for r in verdicts.text_v3_pruning("full")] == list(claims)
+
+
+def test_width_runs_use_each_widths_own_rate_and_a_second_seed_at_the_widest(tmp_path, monkeypatch):
+    import json
+
+    from lumina.published import (RUN_SETS, TEXT_WIDTHS, WIDTH_EPOCHS, text_lr_runs, text_screen_runs,
+                                  text_v3_width_lr_runs, text_v3_width_runs)
+    from lumina.results import result_dir
+
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+
+    def store(cfg, loss):
+        d = result_dir(cfg)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "metrics": {"test_loss": loss}}))
+
+    assert text_v3_width_lr_runs("full") == {} and text_v3_width_runs("full") == {}
+    for v, c in text_screen_runs("full").items():
+        store(c, {"gpt2": 3.0, "recurrent": 2.0}.get(v, 2.5))
+    for (v, lr), c in text_lr_runs("full").items():
+        if lr != 2e-3:
+            store(c, 2.9 if (v, lr) == ("gpt2", 1e-3) else 3.5)
+    grid = text_v3_width_lr_runs("full")
+    assert len(grid) == 2 * 2 * 3 and all(c.data.validation for c in grid.values())
+    assert {(c.model.d_hidden, c.model.d_embed) for (v, _, _), c in grid.items() if v != "gpt2"} == {(256, 256), (384, 384)}
+    assert [k for k in text_v3_width_runs("full")] == [("gpt2", 128, 0), ("recurrent", 128, 0)]  # grids pending
+    for (v, w, lr), c in grid.items():
+        store(c, 1.0 if lr == {256: 4e-3, 384: 1e-3}[w] else 2.0)
+    runs = text_v3_width_runs("full")
+    assert {(v, w, s): c.train.lr for (v, w, s), c in runs.items() if w > 128} == {
+        ("gpt2", 256, 0): 4e-3, ("recurrent", 256, 0): 4e-3,
+        ("gpt2", 384, 0): 1e-3, ("gpt2", 384, 1): 1e-3, ("recurrent", 384, 0): 1e-3, ("recurrent", 384, 1): 1e-3}
+    assert all(c.train.epochs == WIDTH_EPOCHS and not c.data.validation for c in runs.values())
+    assert max(w for _, w, _ in runs) == TEXT_WIDTHS[-1]
+    assert {c.key() for c in runs.values()} <= {c.key() for c in RUN_SETS["tinystories_v3_widths"]("full")}
