@@ -67,9 +67,8 @@ class EvolvingAdamW(torch.optim.Optimizer):
             denom = torch._foreach_div(v, bc2)
             torch._foreach_sqrt_(denom)
             torch._foreach_add_(denom, eps)
-            upd = torch._foreach_div(m, bc1)  # m̂
-            torch._foreach_div_(upd, denom)
-            torch._foreach_add_(ps, upd, alpha=-lr)  # p -= lr m̂ / (sqrt(v̂) + eps)
+            torch._foreach_mul_(denom, bc1)  # (sqrt(v̂) + eps) bc1: one pass less than dividing m by bc1 first
+            torch._foreach_addcdiv_(ps, m, denom, value=-lr)  # p -= lr m̂ / (sqrt(v̂) + eps)
         return None
 
 
