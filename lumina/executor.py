@@ -35,15 +35,18 @@ def _padded(m: int) -> int:
 
 def size_groups(ids: list[int], size: dict[int, int], cost: int) -> list[list[int]]:
     """One level's clusters -> groups, each a run of the clusters sorted by size, minimising the padded
-    neurons Σ k_g · (largest size of g) plus `cost` per group (an exact partition of the sorted run)."""
+    rows Σ k_g · (padded largest size of g) plus `cost` per group: an exact partition of the sorted run, cut
+    only where the padded size changes (cutting between equal sizes saves no padding)."""
     ids = sorted(ids, key=lambda i: (size[i], i))
-    best, cut = [0] + [None] * len(ids), [0] * (len(ids) + 1)  # best[b]: the first b clusters
-    for b in range(1, len(ids) + 1):
-        best[b], cut[b] = min((best[a] + cost + (b - a) * _padded(size[ids[b - 1]]), a) for a in range(b))
-    groups, b = [], len(ids)
-    while b:
-        groups.append(ids[cut[b]:b])
-        b = cut[b]
+    rows = [_padded(size[i]) for i in ids]
+    cuts = [0] + [b for b in range(1, len(ids)) if rows[b] != rows[b - 1]] + [len(ids)]
+    best, back = [0] + [None] * (len(cuts) - 1), [0] * len(cuts)  # best[c]: the clusters before cuts[c]
+    for c in range(1, len(cuts)):
+        best[c], back[c] = min((best[a] + cost + (cuts[c] - cuts[a]) * rows[cuts[c] - 1], a) for a in range(c))
+    groups, c = [], len(cuts) - 1
+    while c:
+        groups.append(ids[cuts[back[c]]:cuts[c]])
+        c = back[c]
     return groups[::-1]
 
 
