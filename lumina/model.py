@@ -36,14 +36,15 @@ an id >= i (feedback, recurrent) their pass-1 output. Nothing iterates to a fixe
 
 Two executors compute exactly this:
   - `forward_reference`: a loop over clusters, the equations above line by line (for tests and reading);
-  - `forward_fast`: every cluster of a feedforward level runs as one batched op (`bmm`), its messages as
-    one more; the gather of a level's in-messages is one `bmm` with the gates.
+  - `forward_fast` (`lumina.executor`): the clusters of a feedforward level, in groups of similar size, each
+    group as one batched op (`bmm`), its messages as one more; the gather of a group's in-messages is one
+    `bmm` with the gates.
 
 Storage. Parameters are named per cluster and per edge (`params_dict()`): `c{id}_w_in` (m, d_in), `c{id}_b_in`
 (m,), `c{id}_u` (m, d), `c{id}_v` (m, d), `c{id}_b_out` (d,), `c{id}_w_c` (d, d) (the source's W_C), and per
 edge `e{src}_{dst}`: its gate () or, with `cl="edge"`, its W_C (d, d). These names are what is saved
 (`named_tensors`), so a stored network never depends on how the fast executor packs it. Inside the module
-they are packed per feedforward level (`Plan`), zero-padded; padding stays exactly zero (its gradients
+they are packed per group of one feedforward level (`Plan`), zero-padded; padding stays exactly zero (its gradients
 are zero by construction). Packing is redone only when the topology changes (`set_topology`).
 """
 from __future__ import annotations
@@ -223,14 +224,14 @@ class LuminaNet(nn.Module):
         """‖∂L/∂θ_i‖ per cluster over its IL, NL and output weights (after a backward); a tensor without a
         gradient (e.g. U of a level with no in-edges) counts as zero."""
         out = {}
-        for L, lvl in enumerate(self._plan.levels):
+        for G, grp in enumerate(self._plan.groups):
             sq = None
             for k in ("w_in", "ut", "v"):
-                g = self.p[f"L{L}_{k}"].grad
+                g = self.p[f"G{G}_{k}"].grad
                 if g is not None:
                     v = g.pow(2).flatten(1).sum(1)
                     sq = v if sq is None else sq + v
-            for t, i in enumerate(lvl):
+            for t, i in enumerate(grp):
                 out[i] = float(sq[t]) ** 0.5 if sq is not None else 0.0
         return out
 

@@ -18,8 +18,14 @@ from dataclasses import asdict, dataclass, field
 EDGE_KINDS = ("feedforward", "feedback", "recurrent")
 
 
+def is_feedforward(src, dst):
+    """Whether an edge src -> dst is feedforward (read in pass 1; in pass 2 it carries the source's pass-2
+    output, any other edge its pass-1 output). Ids or, elementwise, broadcastable arrays of ids."""
+    return src < dst
+
+
 def edge_kind(src: int, dst: int) -> str:
-    return "feedforward" if src < dst else ("recurrent" if src == dst else "feedback")
+    return "feedforward" if is_feedforward(src, dst) else ("recurrent" if src == dst else "feedback")
 
 
 @dataclass

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Train a list of run-set entries in order, in this one process: `run_queue.py SPEC ...`, where SPEC is
-  NAME:PROFILE:GROUP:INDEX   one run of a run set's groups (e.g. cifar10_short:full:lenet5:1);
+  NAME:PROFILE:INDEX         one run: the INDEX-th (from 0) of run set NAME (e.g. cifar10_short:full:1);
   NAME:PROFILE               every run of run set NAME, in its order (e.g. cifar10_short:full);
   wait:NAME:PROFILE          wait until every run of that run set is stored (e.g. the width runs, before
                              the headline runs resolve their chosen width);
   benchmark:PART             `python -m benchmarks --update PART` (e.g. baseline_parity, once its runs are stored).
 Each entry is train-or-load, so a queue restarted after a kill resumes where it stopped (stored runs load,
 the unfinished one resumes from its checkpoint). One run at a time: start one queue per core you may use.
+Run sets are `lumina.published.RUN_SETS`, as for `python -m lumina run-set`; each is resolved when its entry
+runs, so a run that needs an earlier one (a control reading its evolved run's topology) is listed by then.
 `--no-weights` (anywhere in the arguments) deletes each finished run's stored weights (`network/`): for runs no
 chapter loads, whose weights would otherwise be kept beside the result (`lumina.results.STORE_WEIGHTS`)."""
 import importlib
@@ -15,14 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from lumina.published import (RUN_SETS, ablation_runs, cifar10_parity_runs, cifar10_runs, cifar10_short_runs,
-                              tinystories_controls, tinystories_runs, width_runs)
+from lumina.published import RUN_SETS
 from lumina.results import load_result, result_dir, train_or_load
-
-GROUPS = {"cifar10": cifar10_runs, "cifar10_ablation": ablation_runs, "tinystories": tinystories_runs,
-          "cifar10_widths": lambda p: {"w": list(width_runs(p).values())},
-          "tinystories_controls": lambda p: {"c": list(tinystories_controls(p).values())},
-          "cifar10_short": cifar10_short_runs, "cifar10_parity": cifar10_parity_runs}
 
 
 def train(cfg, no_weights: bool) -> dict:
@@ -48,8 +44,11 @@ def run(spec: str, no_weights: bool = False) -> None:
             r = train(cfg, no_weights)
             print(f"done {spec}[{i}] {cfg.model.arch} seed={cfg.train.seed} {cfg.key()} {r['metrics']}", flush=True)
     else:
-        name, profile, group, index = parts
-        cfg = GROUPS[name](profile)[group][int(index)]  # resolved only now: a control may need an earlier run
+        name, profile, index = parts
+        cfgs = RUN_SETS[name](profile)
+        if not index.isdigit() or int(index) >= len(cfgs):
+            raise SystemExit(f"error: {spec}: run set {name!r} ({profile}) lists {len(cfgs)} runs; INDEX is 0-{len(cfgs) - 1}")
+        cfg = cfgs[int(index)]
         r = train(cfg, no_weights)
         print(f"done {spec} {cfg.key()} {r['metrics']}", flush=True)
 

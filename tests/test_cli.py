@@ -3,7 +3,7 @@
 Each case runs the real command line (`python -m lumina ...`) in a subprocess, with the results store and
 the runs folder in temporary folders and a network guard (see `_no_network`) that records any attempt to
 connect, so "missing data" is proven not to try a download. Also: `parse_overrides`, relative paths, the
-benchmark and GPU scripts, the rerun hint of a chapter, and every chapter parameter given a bad value
+benchmark, GPU and run-queue scripts, the rerun hint of a chapter, and every chapter parameter given a bad value
 (papermill: the chapter's first code cell fails with one readable line).
 """
 import ast
@@ -298,3 +298,22 @@ def test_a_diverging_run_is_one_error_line(monkeypatch, capsys):
     assert cli.main(["train", "synthetic", "--profile", "smoke"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: loss is nan at step 51") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_run_queue_takes_its_runs_from_the_run_sets(monkeypatch, capsys):
+    """`scripts/run_queue.py NAME:PROFILE:INDEX` trains the INDEX-th run of `RUN_SETS[NAME]`, NAME:PROFILE all of
+    them in order; an index past the end is one `error:` line."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_queue", ROOT / "scripts" / "run_queue.py")
+    queue = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(queue)
+    trained = []
+    monkeypatch.setattr(queue, "train", lambda cfg, no_weights: trained.append(cfg.key()) or {"metrics": {}})
+    want = [c.key() for c in RUN_SETS["cifar10_short"]("smoke")]
+    queue.run("cifar10_short:smoke:1")
+    assert trained == [want[1]]
+    queue.run("cifar10_short:smoke")
+    assert trained[1:] == want
+    with pytest.raises(SystemExit, match=f"error: .*lists {len(want)} runs"):
+        queue.run(f"cifar10_short:smoke:{len(want)}")

@@ -17,7 +17,7 @@ from lumina.evolution.policy import OPS, EvolutionPolicy, _Signals, s2_grad
 from lumina.evolution.replay import apply_event, replay
 from lumina.loop import apply_change, train
 from lumina.model import LuminaNet, ckey, ekey, forward_fast, forward_reference
-from lumina.optim import STATE, EvolvingAdamW, carry_over, make_optimizer, named_state
+from lumina.optim import STATE, EvolvingAdamW, carry_over, install_state, make_optimizer, named_state
 from lumina.topology import Graph, TopologyError
 from tests.helpers import image_model, random_graph, random_params, text_model
 
@@ -358,6 +358,30 @@ def test_evolving_adamw_is_adamw_without_evolution():
         step(twin, theirs, x, y)
     for (n, a), b in zip(m.named_parameters(), twin.parameters()):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), n
+
+
+def test_evolving_adamw_steps_the_state_and_gradients_it_has_now():
+    """The update runs on flat tensors of which the parameters and their state are views: state installed
+    between two steps (as a restore does) is the state the next step uses, and a tensor without a gradient in
+    a step neither moves nor ages."""
+    m = image_model(random_graph(seed=3))
+    opt = make_optimizer(m, 1e-2, 0.05)
+    x, y = batch()
+    step(m, opt, x, y)
+    twin = copy.deepcopy(m)
+    zero = {k: {n: torch.zeros_like(t) for n, t in v.items()} for k, v in named_state(opt, m).items()}
+    install_state(opt, m, zero)
+    step(m, opt, x, y)
+    step(twin, make_optimizer(twin, 1e-2, 0.05), x, y)  # zero state: a fresh optimizer
+    assert all(torch.equal(p, twin.p[k]) for k, p in m.p.items())
+    held, rest = m.head.bias, [p.detach().clone() for p in m.p.values()]
+    before = held.detach().clone(), {k: t.clone() for k, t in opt.state[held].items()}
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(m(x), y).backward()
+    held.grad = None
+    opt.step()
+    assert torch.equal(held, before[0]) and all(torch.equal(opt.state[held][k], t) for k, t in before[1].items())
+    assert all(not torch.equal(p, q) for p, q in zip(m.p.values(), rest))  # everything else stepped
 
 
 def test_optimizer_state_carries_over_bit_identically():

@@ -5,6 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lumina import executor
+from lumina.executor import size_groups
 from lumina.model import LuminaNet, ckey, ekey, forward_reference, image_to_patches
 from lumina.topology import Graph, TopologyError
 from tests.helpers import image_model, random_graph, random_params, text_model
@@ -109,6 +111,28 @@ def test_fast_executor_matches_reference(cl, aggregate, kind, seed):
     """Values and gradients (every parameter: packed clusters and edges, OL, token table) agree."""
     m, x = _model_and_input(kind, cl, aggregate, seed)
     assert m.graph.edge_counts()["feedback"] > 0 and len(m.graph.levels()) > 1  # a graph worth testing
+    _assert_executors_agree(m, x, kind)
+
+
+@pytest.mark.parametrize("kind", ["images", "tokens"])
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_fast_executor_matches_reference_with_levels_split_into_groups(monkeypatch, cl, kind):
+    """The small test graphs fit each level in one group; at cost 0 every padded size gets its own group, so
+    sources and targets of one level sit in different groups, each with its own padding."""
+    monkeypatch.setattr(executor, "GROUP_COST", 0)
+    m, x = _model_and_input(kind, cl, "mean", 2)
+    assert len(m._plan.groups) > len(m.graph.levels())
+    _assert_executors_agree(m, x, kind)
+
+
+def test_size_groups_pack_each_level_into_runs_of_similar_size():
+    size = {0: 3, 1: 90, 2: 5, 3: 88, 4: 4, 5: 7}  # padded to 8, 96, 8, 88, 8, 8 rows
+    assert size_groups(list(size), size, cost=48) == [[0, 4, 2, 5], [3, 1]]  # 48 + 4*8 + 48 + 2*96 rows
+    assert size_groups(list(size), size, cost=10 ** 6) == [[0, 4, 2, 5, 3, 1]]  # one group when a group costs most
+    assert size_groups(list(size), size, cost=0) == [[0, 4, 2, 5], [3], [1]]  # no padding beyond the multiple of 8
+
+
+def _assert_executors_agree(m, x, kind):
     fast, ref = m(x, "fast"), m(x, "reference")
     assert fast.shape == ref.shape == ((5, 10) if kind == "images" else (4, 6, 40))
     assert torch.allclose(fast, ref, atol=1e-5, rtol=1e-5)
@@ -116,10 +140,11 @@ def test_fast_executor_matches_reference(cl, aggregate, kind, seed):
     params = list(m.parameters())
     ga = torch.autograd.grad((m(x, "fast") * w).sum(), params, allow_unused=True)
     gb = torch.autograd.grad((m(x, "reference") * w).sum(), params, allow_unused=True)
-    for (name, _), a, b in zip(m.named_parameters(), ga, gb):
-        assert (a is None) == (b is None), name
-        if a is not None:
-            assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), (name, (a - b).abs().max())
+    for (name, p), a, b in zip(m.named_parameters(), ga, gb):
+        # no gradient = a zero one: the fast executor skips U of a group without in-edges, the reference
+        # multiplies it by s = 0
+        a, b = (torch.zeros_like(p) if g is None else g for g in (a, b))
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), (name, (a - b).abs().max())
 
 
 def test_unknown_executor_is_an_error():

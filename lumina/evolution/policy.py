@@ -48,7 +48,7 @@ from ..config import EvolutionConfig
 from ..executor import forward_fast
 from ..model import LuminaNet
 from ..naming import ckey, ekey
-from ..topology import edge_kind
+from ..topology import edge_kind, is_feedforward
 from . import ops
 
 OPS = ("split", "grow", "reduce", "connect", "prune")  # the mechanisms, each with its switch in EvolutionConfig
@@ -73,7 +73,7 @@ class Event:
 
 def s2_grad(entry: dict) -> torch.Tensor:
     """dL/ds_i (pass 2) from a probe trace of either executor."""
-    if "S" in entry:  # fast executor: row t of the level's S
+    if "S" in entry:  # fast executor: row t of the group's S
         g = entry["S"].grad
         return g[entry["t"]] if g is not None else torch.zeros_like(entry["S"][entry["t"]])
     g = entry["s2"].grad
@@ -315,6 +315,12 @@ class EvolutionPolicy:
                                  None if score is None else round(float(score), 6), edges))
 
 
+def _reads_pass2(ids: list[int]) -> torch.Tensor:
+    """(N, N) bool: [a, b] whether an edge ids[b] -> ids[a] is feedforward, so its pass-2 signal is read."""
+    t = torch.tensor(ids)
+    return is_feedforward(t.view(1, -1), t.view(-1, 1))
+
+
 class _Signals:
     """What a probe measured, per cluster: G_i = ∂L/∂s_i and what each source sends in pass 2 (its pass-2
     signal to higher ids, its pass-1 signal to ids ≤ its own)."""
@@ -336,9 +342,9 @@ class _Signals:
         n = self.model.graph.in_degree(i)
         w = self.params[ekey(j, i)]
         if self.model.cl == "source":
-            c = (self.M2 if j < i else self.M1)[j] * w
+            c = (self.M2 if is_feedforward(j, i) else self.M1)[j] * w
         else:
-            c = F.linear((self.F2 if j < i else self.F1)[j], w)
+            c = F.linear((self.F2 if is_feedforward(j, i) else self.F1)[j], w)
         return float((c * self.G[i]).sum(1).abs().sum()) * self.model.coef(n)
 
     @torch.no_grad()
@@ -347,13 +353,13 @@ class _Signals:
         an edge that is not there yet: Σ_b |⟨W_Cj f_j, G_i⟩| at gate 1 (cl="source"); with cl="edge", whose
         new W_C is zero, Σ_b ‖G_i‖‖f_j‖, the per-example norm of the gradient its W_C would receive."""
         G = torch.stack([self.G[i] for i in ids])  # (N, B, d)
-        lower = (torch.tensor(ids).view(-1, 1) > torch.tensor(ids).view(1, -1)).to(G.device)  # j < i: pass 2
+        pass2 = _reads_pass2(ids).to(G.device)
         if self.model.cl == "source":
             pair = lambda D: torch.einsum("abd,cbd->acb", G, torch.stack([D[i] for i in ids])).abs().sum(-1)
-            return torch.where(lower, pair(self.M2), pair(self.M1))
+            return torch.where(pass2, pair(self.M2), pair(self.M1))
         norms = lambda D: torch.stack([D[i] for i in ids]).norm(dim=-1)  # (N, B)
         gn = G.norm(dim=-1)
-        return torch.where(lower, gn @ norms(self.F2).T, gn @ norms(self.F1).T)
+        return torch.where(pass2, gn @ norms(self.F2).T, gn @ norms(self.F1).T)
 
     def candidate_scores(self, ids: list[int]) -> torch.Tensor:
         """(N, N) unscaled scores of every edge ids[b] -> ids[a] (see the module docstring), computed once."""
@@ -364,14 +370,14 @@ class _Signals:
     @torch.no_grad()
     def _candidate_scores(self, ids: list[int]) -> torch.Tensor:
         G = torch.stack([self.G[i] for i in ids])  # (N, B, d)
-        lower = torch.tensor(ids).view(-1, 1) > torch.tensor(ids).view(1, -1)  # j < i: pass-2 signal
+        pass2 = _reads_pass2(ids)
         if self.model.cl == "source":
             flat = lambda D: torch.stack([D[i] for i in ids]).flatten(1)  # (N, B*d)
             S2, S1 = G.flatten(1) @ flat(self.M2).T, G.flatten(1) @ flat(self.M1).T
-            return torch.where(lower.to(G.device), S2, S1).abs()
+            return torch.where(pass2.to(G.device), S2, S1).abs()
         gram = lambda T: torch.bmm(T, T.transpose(1, 2)).flatten(1)  # (N, B*B)
         KG = gram(G)
         # ‖G_iᵀ F_j‖² = <G_i G_iᵀ, F_j F_jᵀ>: all pairs as one matmul of batch Gram matrices
         S2 = (KG @ gram(torch.stack([self.F2[i] for i in ids])).T).clamp(min=0).sqrt()
         S1 = (KG @ gram(torch.stack([self.F1[i] for i in ids])).T).clamp(min=0).sqrt()
-        return torch.where(lower.to(G.device), S2, S1)
+        return torch.where(pass2.to(G.device), S2, S1)
