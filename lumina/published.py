@@ -158,6 +158,23 @@ def cifar10_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
                           for s in seeds]}
 
 
+NEURON_BUDGETS = (1024, 2048, 4096)  # max_neurons: the v3 grid's (2048) halved and doubled
+
+
+def cifar10_v3_budget_runs(profile: str) -> dict[int, list[ExperimentConfig]]:
+    """Rule, fixed before the runs: LuminaNet v3 at the chosen width and rate, at every neuron budget of
+    NEURON_BUDGETS, 2 seeds, 10 epochs on the validation split (the 2048 runs are the choice grid's own). The
+    headline keeps 2048 unless another budget's mean validation top-1 is higher with a seed interval of the
+    difference above 0 (then its 50-epoch headline is rerun at that budget). Empty until the choice is stored."""
+    choice = cifar10_v3_choice(profile)
+    if choice is None:
+        return {}
+    (w, lr), seeds = choice["luminanet"], SEEDS[:1] if profile == "smoke" else SEEDS
+    budgets = (256, 512) if profile == "smoke" else NEURON_BUDGETS
+    return {b: [resolve("cifar10_ablation", profile, d_hidden=w, lr=lr, seed=s, max_neurons=b, **CIFAR_V3) for s in seeds]
+            for b in budgets}
+
+
 V3_MECHANISMS = {  # one v3 mechanism off at a time (the others as chosen), on the validation split
     "no split": {"split": False},
     "no grow": {"grow": False, "reduce": False},
@@ -478,6 +495,7 @@ RUN_SETS = {
     "cifar10_widths": lambda profile: list(width_runs(profile).values()),
     "cifar10_v3_choice": lambda profile: _flat(cifar10_v3_choice_runs(profile)),
     "cifar10_v3_readout": lambda profile: list(cifar10_v3_readout_runs(profile).values()),
+    "cifar10_v3_budget": lambda profile: _flat(cifar10_v3_budget_runs(profile)),
     # staged like tinystories_v3: the choice grid, then the controls (they decide the chapter's claims), Table 5,
     # the headline pair and the mechanism ablations; rerun until it trains nothing (each stage is listed once the
     # one before it is stored; control (a) needs its evolved run's topology)

@@ -128,6 +128,7 @@ def report(profile: str = "full") -> str:
         ("CIFAR-10 v2: evolution's worth (validation split)", show_table(verdicts.evolution_worth(profile))),
         ("CIFAR-10 v3: the choice grid (validation split, 10 epochs)", show_table(verdicts.cifar10_v3_choice_table(profile))),
         ("CIFAR-10 v3: the image readout (validation split, 10 epochs)", show_table(verdicts.cifar10_v3_readout(profile))),
+        ("CIFAR-10 v3: the neuron budget (validation split, 10 epochs)", show_table(verdicts.cifar10_v3_budget_table(profile))),
         ("CIFAR-10 v3: evolved against its controls (validation split)", show_table(verdicts.cifar10_v3_controls_table(profile))),
         ("CIFAR-10 v3: targets", show_table(verdicts.cifar10_v3_targets(profile))),
         ("TinyStories v2: verdicts", paper_vs_ours(verdicts.tinystories(profile))),

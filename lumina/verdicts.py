@@ -16,7 +16,7 @@ from .analysis import seed_convergence
 from .baselines import build_baseline
 from .paths import ROOT
 from .published import (ablation_runs, cifar10_runs, cifar10_v3_choice, cifar10_v3_choice_runs, cifar10_v3_controls,
-                        cifar10_v3_readout_runs, cifar10_v3_table5, text_scaling_runs, text_v3_claims, text_v3_runs, text_v3_seed1, text_v3_sensitivity, tinystories_controls,
+                        cifar10_v3_budget_runs, cifar10_v3_readout_runs, cifar10_v3_table5, text_scaling_runs, text_v3_claims, text_v3_runs, text_v3_seed1, text_v3_sensitivity, tinystories_controls,
                         tinystories_runs, width_runs)
 from .results import artifacts, load_measured, load_result, load_unigram, references_or_load
 from .scaling import fit_power_law, meet
@@ -506,6 +506,28 @@ def cifar10_v3_choice_table(profile: str = "full") -> list[dict]:
         rows.append({"setting": name, "seeds stored": f"{len(vals)} of {len(cfgs)}",
                      "val. top-1 by seed (%)": ", ".join(f"{v:.2f}" for v in vals),
                      "mean (%)": sum(vals) / len(vals) if vals else math.nan, "chosen": "yes" if chosen else ""})
+    return rows
+
+
+def cifar10_v3_budget_table(profile: str = "full") -> list[dict]:
+    """The neuron-budget screen (`published.cifar10_v3_budget_runs`): every budget's validation top-1 by seed and
+    its difference from the grid's budget (2048), seeds paired, with the rule's outcome."""
+    runs = cifar10_v3_budget_runs(profile)
+    found = {b: [load_result(c) for c in cfgs] for b, cfgs in runs.items()}
+    base = next((b for b in runs if b == 2048), min(runs) if runs else None)
+    rows = []
+    for b, rs in found.items():
+        vals = [r["metrics"]["test_top1"] for r in rs if r is not None]
+        row = {"neuron budget": b, "seeds stored": f"{len(vals)} of {len(rs)}",
+               "val. top-1 by seed (%)": ", ".join(f"{v:.2f}" for v in vals),
+               "mean (%)": sum(vals) / len(vals) if vals else math.nan, "difference": "", "95% interval (seeds)": "",
+               "verdict": ""}
+        pairs = [(a, o) for a, o in zip(rs, found[base]) if a is not None and o is not None]
+        if b != base and len(pairs) == len(rs) > 1:
+            g = compare.gap([a for a, _ in pairs], [o for _, o in pairs])
+            row.update({"difference": g["gap"], "95% interval (seeds)": _ci(g["seed_ci"]),
+                        "verdict": "better than the grid's budget" if g["seed_ci"][0] > 0 else "no better"})
+        rows.append(row)
     return rows
 
 

@@ -129,3 +129,23 @@ def test_table5_rule_judges_the_mean_change_over_seeds():
     assert verdicts([-PRUNE_KEEPS], [-PRUNE_COLLAPSES]) == ["not reproduced", "not reproduced"]  # the bounds are strict
     assert table5_claims({"s": [-1.0]}, "s", "d")[0]["ours"] == "-1.00 points (mean of 1 seed)"  # a missing run: no row
     assert len(table5_claims({"s": [-1.0]}, "s", "d")) == 1
+
+
+def test_neuron_budget_screen_reuses_the_grid_runs_and_calls_a_budget_better_only_when_its_interval_is(store):
+    from lumina.published import cifar10_v3_budget_runs
+    from lumina.verdicts import cifar10_v3_budget_table
+
+    for cfgs in cifar10_v3_choice_runs("full").values():
+        for c in cfgs:
+            store(c, 50.0)
+    runs = cifar10_v3_budget_runs("full")
+    assert sorted(runs) == [1024, 2048, 4096]
+    assert [c.key() for c in runs[2048]] == [c.key() for c in cifar10_v3_choice_runs("full")["LuminaNet-64 v3, lr 0.001"]]
+    assert all(c.evolution.max_neurons == b and c.evolution.grow_until_frac == CIFAR_V3["grow_until_frac"]
+               for b, cfgs in runs.items() for c in cfgs)
+    for c, v in zip(runs[4096], (52.5, 52.6)):  # +2.55 over the grid's 50, the seeds agree: better
+        store(c, v)
+    for c, v in zip(runs[1024], (49.0, 52.0)):  # +0.5, seeds disagree: no better
+        store(c, v)
+    got = {r["neuron budget"]: r["verdict"] for r in cifar10_v3_budget_table("full")}
+    assert got == {1024: "no better", 2048: "", 4096: "better than the grid's budget"}
