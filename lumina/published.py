@@ -495,7 +495,8 @@ RUN_SETS = {
     "cifar10_widths": lambda profile: list(width_runs(profile).values()),
     "cifar10_v3_choice": lambda profile: _flat(cifar10_v3_choice_runs(profile)),
     "cifar10_v3_readout": lambda profile: list(cifar10_v3_readout_runs(profile).values()),
-    "cifar10_v3_budget": lambda profile: _flat(cifar10_v3_budget_runs(profile)),
+    "cifar10_v3_budget": lambda profile: _unique([*_flat(cifar10_v3_choice_runs(profile)),  # staged: the choice first
+                                                  *_flat(cifar10_v3_budget_runs(profile))]),
     # staged like tinystories_v3: the choice grid, then the controls (they decide the chapter's claims), Table 5,
     # the headline pair and the mechanism ablations; rerun until it trains nothing (each stage is listed once the
     # one before it is stored; control (a) needs its evolved run's topology)
@@ -516,7 +517,9 @@ RUN_SETS = {
                                                *text_v3_sensitivity(profile).values(),
                                                *text_v3_claims(profile).values(), *text_v3_seed1(profile).values()]),
     # staged too: each width's rate grid, then its runs (rerun until it trains nothing); about 10 CPU-hours
-    "tinystories_v3_widths": lambda profile: _unique([*text_v3_width_lr_runs(profile).values(),
+    "tinystories_v3_widths": lambda profile: _unique([*text_screen_runs(profile).values(), *text_lr_runs(profile).values(),
+                                                      *text_v3_runs(profile).values(),  # the stages it needs first
+                                                      *text_v3_width_lr_runs(profile).values(),
                                                       *text_v3_width_runs(profile).values()]),
     "gpu": lambda profile: gpu_runs(1.0 if profile == "smoke" else 30.0),
     "cifar10_short": lambda profile: _flat(cifar10_short_runs(profile)),
