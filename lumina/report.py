@@ -170,8 +170,23 @@ def landing_rows(profile: str = "full") -> list[dict]:
         c = r["claim"]
         text, paper_value = (c.text, r.get("paper") or c.shown()) if hasattr(c, "shown") else (c, r.get("paper", ""))
         out.append({"claim": text, "paper": paper_value, "ours": r.get("ours", ""), "verdict": r["verdict"],
-                    "chapter": r["chapter"]})
+                    "what would change it": would_change(r["verdict"], r["chapter"]), "chapter": r["chapter"]})
     return out
+
+
+def would_change(verdict: str, chapter: str) -> str:
+    """One sentence on what could change a verdict, by its kind and chapter (the intro's table)."""
+    if verdict.startswith("not tested"):
+        return "a run at equal epochs: run-set cifar10_short (this CPU) or gpu (a GPU)"
+    if verdict.startswith(("inconclusive", "one seed")):
+        return "more seeds: the interval spans 0"
+    if verdict.startswith("measured"):
+        return "nothing here: an absolute value, under another recipe than the paper's"
+    if chapter == "03_cifar10":
+        return "the paper's budget (200 epochs) or recipe (unpublished): run-set gpu"
+    if chapter == "04_tinystories":
+        return "more training tokens (the scaling curves) and the wider widths: run-set tinystories_v3_widths"
+    return "more seeds or epochs"
 
 
 def landing(profile: str = "full"):

@@ -123,3 +123,12 @@ def test_verdict_board_colours_each_claim_by_verdict_and_links_its_chapter():
     assert page.count('href="chapters/03_cifar10.html"') == 1 and page.count('href="chapters/04_tinystories.html"') == 2
     assert f"background:{VERDICT_COLOURS['reproduced']}" in page and f"background:{VERDICT_COLOURS['not reproduced']}" in page
     assert "background:#ef8f00" in page and "a &lt;b&gt;" in page and "<script" not in page  # escaped, offline
+
+
+def test_every_claim_of_the_intro_says_what_would_change_its_verdict():
+    from lumina.report import landing_rows, would_change
+
+    assert would_change("not tested here", "03_cifar10").startswith("a run at equal epochs")
+    assert would_change("inconclusive (above chance, far from identical)", "05_structures") == "more seeds: the interval spans 0"
+    assert "200 epochs" in would_change("not reproduced", "03_cifar10")
+    assert all(r["what would change it"] for r in landing_rows("full"))
