@@ -320,19 +320,25 @@ def test_power_law_fit_recovers_a_known_law_and_the_meeting_point():
 
 
 # ---- the staged run set: the claims and the second seed follow the stored choices ---------------------------
+def _store_loss(cfg, loss: float) -> None:
+    """A stored result with only its config and dev or validation loss: what the staged run sets read."""
+    import json
+
+    from lumina.results import result_dir
+
+    d = result_dir(cfg)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "metrics": {"test_loss": loss}}))
+
+
 def test_text_claims_and_second_seed_follow_the_stored_choices(tmp_path, monkeypatch):
     import json
 
     from lumina.published import (RUN_SETS, TEXT_CLAIM_EPOCHS, text_lr_runs, text_scaling_runs, text_screen_runs,
                                   text_v3_claims, text_v3_runs, text_v3_seed1, text_v3_sensitivity)
-    from lumina.results import result_dir
 
     monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
-
-    def store(cfg, loss):
-        d = result_dir(cfg)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "metrics": {"test_loss": loss}}))
+    store = _store_loss
 
     assert text_v3_claims("full") == {} and text_v3_seed1("full") == {}
     for v, loss in {"gpt2": 3.0, "recurrent": 2.0, "slot, multi-scale start": 2.5}.items():
@@ -440,14 +446,9 @@ def test_width_runs_use_each_widths_own_rate_and_a_second_seed_at_the_widest(tmp
 
     from lumina.published import (RUN_SETS, TEXT_WIDTHS, WIDTH_EPOCHS, text_lr_runs, text_screen_runs,
                                   text_v3_width_lr_runs, text_v3_width_runs)
-    from lumina.results import result_dir
 
     monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
-
-    def store(cfg, loss):
-        d = result_dir(cfg)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "metrics": {"test_loss": loss}}))
+    store = _store_loss
 
     assert text_v3_width_lr_runs("full") == {} and text_v3_width_runs("full") == {}
     for v, c in text_screen_runs("full").items():
