@@ -2,6 +2,7 @@
 message LayerNorm, slot readout), the dev split, random window offsets, per-position losses and the n-gram
 references. Tiny and single-threaded; no data needed.
 """
+import json
 import math
 import os
 from collections import Counter
@@ -322,8 +323,6 @@ def test_power_law_fit_recovers_a_known_law_and_the_meeting_point():
 # ---- the staged run set: the claims and the second seed follow the stored choices ---------------------------
 def _store_loss(cfg, loss: float) -> None:
     """A stored result with only its config and dev or validation loss: what the staged run sets read."""
-    import json
-
     from lumina.results import result_dir
 
     d = result_dir(cfg)
@@ -332,8 +331,6 @@ def _store_loss(cfg, loss: float) -> None:
 
 
 def test_text_claims_and_second_seed_follow_the_stored_choices(tmp_path, monkeypatch):
-    import json
-
     from lumina.published import (RUN_SETS, TEXT_CLAIM_EPOCHS, text_lr_runs, text_scaling_runs, text_screen_runs,
                                   text_v3_claims, text_v3_runs, text_v3_seed1, text_v3_sensitivity)
 
@@ -370,7 +367,6 @@ def test_text_claims_and_second_seed_follow_the_stored_choices(tmp_path, monkeyp
 def test_v3_verdicts_judge_cost_only_at_comparable_quality_and_read_table5_on_text(tmp_path, monkeypatch):
     """The v3 claim rows: GPT-2 at its best rate; compute judged only when the perplexities are within 10%;
     Table 5 on text: keeps = perplexity up by at most 10% without edges, collapses = near the unigram table's."""
-    import json
     import shutil
 
     from lumina import verdicts
@@ -442,8 +438,6 @@ def test_v3_verdicts_judge_cost_only_at_comparable_quality_and_read_table5_on_te
 
 
 def test_width_runs_use_each_widths_own_rate_and_a_second_seed_at_the_widest(tmp_path, monkeypatch):
-    import json
-
     from lumina.published import (RUN_SETS, TEXT_WIDTHS, WIDTH_EPOCHS, text_lr_runs, text_screen_runs,
                                   text_v3_width_lr_runs, text_v3_width_runs)
 
