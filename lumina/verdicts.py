@@ -316,7 +316,7 @@ def text_scaling(profile: str) -> tuple[list[dict], dict]:
             r = load_result(c)
             if r is not None:
                 n = predicted_tokens(r)
-                rows.append({"model": v, "epochs": r["epochs_done"], "predicted tokens": n,
+                rows.append({"model": v, "lr": f"{c.train.lr:g}", "epochs": r["epochs_done"], "predicted tokens": n,
                              "perplexity": r["metrics"]["test_ppl"], "loss": r["metrics"]["test_loss"]})
                 pts.setdefault(v, []).append((n, r["metrics"]["test_loss"]))
     fits = {v: fit_power_law(*zip(*p)) for v, p in pts.items() if len(p) >= 3}
@@ -370,7 +370,7 @@ def text_v3_targets(profile: str = "full") -> list[dict]:
 
 
 # ---- CIFAR-10 v3 (issue 22): the choice, the controls and the targets ------------------------------------
-def _text_v3_pairs(profile: str) -> list[tuple[dict, dict]]:
+def text_v3_pairs(profile: str) -> list[tuple[dict, dict]]:
     """(LuminaNet, GPT-2) results of the reported v3 pair, seed by seed: GPT-2 at its best rate of the grid at the
     reported budget (seed 0 tried every rate; seed 1 runs the rate best on seed 0, `text_v3_seed1`)."""
     pair = {v: load_result(c) for v, c in text_v3_runs(profile).items()}
@@ -405,7 +405,7 @@ def tinystories_v3(profile: str = "full") -> list[dict]:
     (the v2 rules: perplexity within PPL_WITHIN, top-1 within TOP1_WITHIN, every seed), compute at comparable
     quality only, no collapse, the connection claims (trained without connections; Table 5 from scratch and from
     the dense start, `text_v3_claims`) and the evolved structure against the paper's at d_hidden 128."""
-    pairs, rows = _text_v3_pairs(profile), []
+    pairs, rows = text_v3_pairs(profile), []
     runs = text_v3_runs(profile)
     if not pairs:
         return [{"claim": paper.claim("tinystories.ppl"), "ours": "", "interval": "", "verdict": "not tested here",
