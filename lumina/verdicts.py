@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 
 from . import compare, paper, stats
 from .analysis import seed_convergence
@@ -283,6 +284,34 @@ def structures(profile: str = "full") -> list[dict]:
     for r in rows:
         r["chapter"] = "05_structures"
     return rows
+
+
+def by_width(rows: list[dict]) -> list[dict]:
+    """Verdict rows with one row per claim and the widths as columns: rows whose claim ends in ", width N" or
+    "at d_hidden = N" are merged into one, a column "d N" per width holding "ours (verdict)" (and the paper's
+    value too where it differs by width); the other rows pass through."""
+    merged: dict[str, dict] = {}
+    out: list[dict] = []
+    for r in rows:
+        text = r["claim"] if isinstance(r["claim"], str) else r["claim"].text
+        m = re.match(r"(.*?)(?:, width | at d_hidden = )(\d+)$", text)
+        if not m:
+            out.append({"claim": r["claim"], "paper": r.get("paper", ""), "ours": r.get("ours", ""), "verdict": r["verdict"]})
+            continue
+        if m.group(1) not in merged:
+            merged[m.group(1)] = {"claim": m.group(1), "widths": {}}
+            out.append(merged[m.group(1)])
+        merged[m.group(1)]["widths"][int(m.group(2))] = (r.get("paper", ""), r.get("ours", ""), r["verdict"])
+    for row in out:
+        widths = row.pop("widths", None)
+        if widths is None:
+            continue
+        papers, verdicts_ = {p for p, _, _ in widths.values()}, {v for _, _, v in widths.values()}
+        row["paper"] = papers.pop() if len(papers) == 1 else ""
+        row["verdict"] = next(iter(verdicts_)) if len(verdicts_) == 1 else "differs by width"
+        for d, (p, ours, v) in sorted(widths.items()):
+            row[f"d {d}"] = (f"paper {p}; ours " if not row["paper"] and p else "") + f"{ours} ({v})"
+    return out
 
 
 def text_controls(profile: str = "full") -> list[dict]:

@@ -132,3 +132,19 @@ def test_every_claim_of_the_intro_says_what_would_change_its_verdict():
     assert would_change("inconclusive (above chance, far from identical)", "05_structures") == "more seeds: the interval spans 0"
     assert "200 epochs" in would_change("not reproduced", "03_cifar10")
     assert all(r["what would change it"] for r in landing_rows("full"))
+
+
+def test_verdicts_by_width_give_one_row_per_claim_with_the_widths_as_columns():
+    from lumina.verdicts import by_width
+
+    rows = [{"claim": "perplexity within 10%, width 128", "paper": "8.4", "ours": "63", "verdict": "not reproduced"},
+            {"claim": "perplexity within 10%, width 384", "paper": "8.4", "ours": "64", "verdict": "not reproduced"},
+            {"claim": "depth at d_hidden = 128", "paper": "21", "ours": "6", "verdict": "not reproduced"},
+            {"claim": "depth at d_hidden = 384", "paper": "9", "ours": "9", "verdict": "reproduced"},
+            {"claim": "no collapse", "paper": "", "ours": "none", "verdict": "none collapsed"}]
+    got = by_width(rows)
+    assert got[0] == {"claim": "perplexity within 10%", "paper": "8.4", "verdict": "not reproduced",
+                      "d 128": "63 (not reproduced)", "d 384": "64 (not reproduced)"}
+    assert got[1] == {"claim": "depth", "paper": "", "verdict": "differs by width",
+                      "d 128": "paper 21; ours 6 (not reproduced)", "d 384": "paper 9; ours 9 (reproduced)"}
+    assert got[2] == {"claim": "no collapse", "paper": "", "ours": "none", "verdict": "none collapsed"}
