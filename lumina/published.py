@@ -522,6 +522,7 @@ RUN_SETS = {
                                                       *text_v3_width_lr_runs(profile).values(),
                                                       *text_v3_width_runs(profile).values()]),
     "gpu": lambda profile: gpu_runs(1.0 if profile == "smoke" else 30.0),
-    "cifar10_short": lambda profile: _flat(cifar10_short_runs(profile)),
+    "cifar10_short": lambda profile: _unique([*_flat(cifar10_v3_choice_runs(profile)),  # staged: LuminaNet's setting
+                                              *_flat(cifar10_short_runs(profile))]),
     "cifar10_parity": lambda profile: _flat(cifar10_parity_runs(profile)),
 }

@@ -1,5 +1,7 @@
 """The CPU fast path of the CIFAR-10 baselines (channels_last, `lumina.baselines.vision.FAST_PATH`) and the
 `cifar10_short` run set: same function as float32, exact resume, the equal-budget rules of the run set."""
+import json
+
 import pytest
 import torch
 
@@ -8,7 +10,9 @@ from lumina.baselines.vision import FAST_PATH, channels_last
 from lumina.config import resolve
 from lumina.loop import train
 from lumina.optim import make_optimizer
-from lumina.published import SHORT_EPOCHS, cifar10_parity_runs, cifar10_short_runs
+from lumina.published import (RUN_SETS, SHORT_EPOCHS, _flat, cifar10_parity_runs, cifar10_short_runs, cifar10_v3_choice,
+                              cifar10_v3_choice_runs)
+from lumina.results import result_dir
 
 QUIET = dict(log=lambda *a: None)
 TOL = 1e-4  # float32 either way: only the summation order of the convolutions differs
@@ -67,7 +71,14 @@ def test_channels_last_is_for_image_baselines():
 
 
 @pytest.mark.parametrize("profile", ("smoke", "full"))
-def test_short_set_is_an_equal_budget(profile):
+def test_short_set_is_an_equal_budget(profile, tmp_path, monkeypatch):
+    if cifar10_v3_choice(profile) is None:  # LuminaNet is listed once its choice grid is stored (smoke: never is)
+        assert "luminanet" not in cifar10_short_runs(profile)
+        assert RUN_SETS["cifar10_short"](profile)[0].key() == _flat(cifar10_v3_choice_runs(profile))[0].key()
+        monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+        for c in _flat(cifar10_v3_choice_runs(profile)):
+            result_dir(c).mkdir(parents=True)
+            (result_dir(c) / "result.json").write_text(json.dumps({"config": c.to_dict(), "metrics": {"test_top1": 50.0}}))
     runs = cifar10_short_runs(profile)
     assert list(runs)[-1] == "luminanet" and set(runs) == {*BASELINES, "luminanet"}  # LuminaNet last
     cfgs = [c for g in runs.values() for c in g]
