@@ -43,6 +43,7 @@ def refresh(path: Path, timeout: int = 1800) -> int:
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     kept = 0
     for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # the kernel's timestamps: noise in a committed notebook
         if cell.cell_type != "code":
             continue
         if CHECK in cell.metadata.get("tags", []):
