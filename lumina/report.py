@@ -167,12 +167,16 @@ def landing_rows(profile: str = "full") -> list[dict]:
         c = r["claim"]
         text, paper_value = (c.text, r.get("paper") or c.shown()) if hasattr(c, "shown") else (c, r.get("paper", ""))
         out.append({"claim": text, "paper": paper_value, "ours": r.get("ours", ""), "verdict": r["verdict"],
-                    "what would change it": would_change(r["verdict"], r["chapter"]), "chapter": r["chapter"]})
+                    "what would change it": would_change(r["verdict"], r["chapter"], text), "chapter": r["chapter"]})
     return out
 
 
-def would_change(verdict: str, chapter: str) -> str:
-    """One sentence on what could change a verdict, by its kind and chapter (the intro's table)."""
+def would_change(verdict: str, chapter: str, claim: str = "") -> str:
+    """One sentence on what could change a verdict, by its kind, chapter and claim (the intro's table)."""
+    if verdict == "none collapsed":
+        return "a run that collapses: none of the stored ones did"
+    if claim.startswith(("compute", "peak memory")):
+        return "a network as good with less compute per token: a longer run does not change this ratio"
     if verdict.startswith("not tested"):
         return "a run at equal epochs: run-set cifar10_short (this CPU) or gpu (a GPU)"
     if verdict.startswith(("inconclusive", "one seed")):

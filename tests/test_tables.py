@@ -131,6 +131,7 @@ def test_every_claim_of_the_intro_says_what_would_change_its_verdict():
     assert would_change("not tested here", "03_cifar10").startswith("a run at equal epochs")
     assert would_change("inconclusive (above chance, far from identical)", "05_structures") == "more seeds: the interval spans 0"
     assert "200 epochs" in would_change("not reproduced", "03_cifar10")
+    assert "longer run does not" in would_change("not reproduced", "04_tinystories", "compute, LuminaNet / 1-layer GPT-2")
     assert all(r["what would change it"] for r in landing_rows("full"))
 
 
