@@ -429,6 +429,62 @@ def text_v3_pruning(profile: str = "full") -> list[dict]:
     return rows
 
 
+def _v3_cost(lum: dict, gpt: dict, d: int, L: int, V: int, comparable: bool) -> list[dict]:
+    """The compute and memory rows of `tinystories_v3`: judged only where the perplexities are comparable."""
+    rows = []
+    # compute and memory from `python -m benchmarks lm_compare` (its v3 pair; the same measurement as the v2 rows),
+    # else compute from the FLOPs stored with each result; judged only where the perplexities are comparable: a
+    # cheaper model that predicts worse proves nothing
+    bench = next((r for r in (json.loads(LM_COMPARE.read_text())["rows"] if LM_COMPARE.exists() else [])
+                  if r.get("group") == "v3" and "ratio_vs_gpt2" in r), None)
+    head = 2 * d * V  # the output head per token (both heads tied to the embedding)
+    body, total = ((bench["ratio_vs_gpt2"]["body_flops_per_token"], bench["ratio_vs_gpt2"]["flops_per_token"]) if bench else
+                   ((lum["flops_per_example"] / L - head) / (gpt["flops_per_example"] / L - head),
+                    lum["flops_per_example"] / gpt["flops_per_example"]))
+    source = "python -m benchmarks lm_compare (the v3 pair)" if bench else "the FLOPs stored with each result"
+    compute = paper.claim("tinystories.compute_ratio")
+    rows.append({"claim": compute.text + f", width {d}", "paper": compute.shown(), "interval": "",
+                 "ours": f"{body:.2f}× body FLOPs per predicted token (with the output head {total:.2f}×)",
+                 "comparison": f"{source}; judged only at comparable perplexity (within {100 * (PPL_WITHIN - 1):.0f}%)",
+                 "verdict": ("reproduced" if body <= compute.value else "not reproduced") if comparable else "not comparable"})
+    if bench:
+        memory, mem = paper.claim("tinystories.memory_ratio"), bench["ratio_vs_gpt2"]["train_tensor_mb"]
+        rows.append({"claim": memory.text + f", width {d}", "paper": memory.shown(), "interval": "",
+                     "ours": f"{mem:.2f}× (tensor memory of a training step)",
+                     "comparison": f"{source}; judged only at comparable perplexity",
+                     "verdict": ("reproduced" if mem <= memory.value * 1.1 else "not reproduced") if comparable else "not comparable"})
+    return rows
+
+
+def _v3_connections(profile: str, d: int, uni: dict) -> list[dict]:
+    """The connection rows of `tinystories_v3`: a network trained without any, and Table 5's two starts on text."""
+    rows = []
+    claims = {n: load_result(c) for n, c in text_v3_claims(profile).items()}
+    tests = {n: load_measured(c, "pruning_test") for n, c in text_v3_claims(profile).items() if n in ("from scratch", "dense start")}
+    ref, off = claims.get("as chosen"), claims.get("trained without connections")
+    if ref and off:
+        up = off["metrics"]["test_ppl"] / ref["metrics"]["test_ppl"]
+        rows.append({"claim": "without connections the network is worse (the samples' claim, measured by perplexity), "
+                              "on a network trained without any", "paper": "drifts, repeats and ends early",
+                     "ours": f"perplexity {ref['metrics']['test_ppl']:.2f} as chosen, {off['metrics']['test_ppl']:.2f} trained "
+                             f"without connections ({100 * (up - 1):+.0f}%)", "interval": "",
+                     "comparison": f"width {d}, {ref['epochs_done']:g} epoch, seed 0; reproduced when perplexity rises by over "
+                                   f"{100 * (PPL_WITHIN - 1):.0f}%",
+                     "verdict": "reproduced" if up > PPL_WITHIN else "not reproduced"})
+    for cid, name, ok, rule in (
+            ("pruning.evolved_keeps", "from scratch", lambda t: t["after"]["ppl"] <= PPL_WITHIN * t["before"]["ppl"],
+             f"keeps = perplexity rises by at most {100 * (PPL_WITHIN - 1):.0f}%"),
+            ("pruning.dense_collapses", "dense start", lambda t: t["after"]["ppl"] >= COLLAPSED * uni["ppl"],
+             f"collapses = perplexity ≥ {COLLAPSED:.0%} of the unigram table's")):
+        t = tests.get(name)
+        if t:
+            rows.append({"claim": paper.claim(cid), "paper": paper.claim(cid).shown() + " (image networks)",
+                         "ours": f"perplexity {t['before']['ppl']:.2f} with its {t['edges']} edges, {t['after']['ppl']:.2f} without",
+                         "interval": "", "comparison": f"text, width {d}, {claims[name]['epochs_done']:g} epoch, seed 0; {rule}",
+                         "verdict": "reproduced" if ok(t) else "not reproduced"})
+    return rows
+
+
 def tinystories_v3(profile: str = "full") -> list[dict]:
     """The TinyStories claims on the v3 network (the chapter's headline): quality against GPT-2 at its best rate
     (the v2 rules: perplexity within PPL_WITHIN, top-1 within TOP1_WITHIN, every seed), compute at comparable
@@ -456,27 +512,7 @@ def tinystories_v3(profile: str = "full") -> list[dict]:
               "paper": f"{top1:.2f}% vs {top1_gpt2:.2f}%", "ours": _per_seed(pairs, "test_top1", ".2f", "%"), "interval": "",
               "comparison": cmp,
               "verdict": _all_or_none([a["metrics"]["test_top1"] >= b["metrics"]["test_top1"] - TOP1_WITHIN for a, b in pairs])}]
-    # compute and memory from `python -m benchmarks lm_compare` (its v3 pair; the same measurement as the v2 rows),
-    # else compute from the FLOPs stored with each result; judged only where the perplexities are comparable: a
-    # cheaper model that predicts worse proves nothing
-    bench = next((r for r in (json.loads(LM_COMPARE.read_text())["rows"] if LM_COMPARE.exists() else [])
-                  if r.get("group") == "v3" and "ratio_vs_gpt2" in r), None)
-    head = 2 * d * V  # the output head per token (both heads tied to the embedding)
-    body, total = ((bench["ratio_vs_gpt2"]["body_flops_per_token"], bench["ratio_vs_gpt2"]["flops_per_token"]) if bench else
-                   ((lum["flops_per_example"] / L - head) / (gpt["flops_per_example"] / L - head),
-                    lum["flops_per_example"] / gpt["flops_per_example"]))
-    source = "python -m benchmarks lm_compare (the v3 pair)" if bench else "the FLOPs stored with each result"
-    compute = paper.claim("tinystories.compute_ratio")
-    rows.append({"claim": compute.text + f", width {d}", "paper": compute.shown(), "interval": "",
-                 "ours": f"{body:.2f}× body FLOPs per predicted token (with the output head {total:.2f}×)",
-                 "comparison": f"{source}; judged only at comparable perplexity (within {100 * (PPL_WITHIN - 1):.0f}%)",
-                 "verdict": ("reproduced" if body <= compute.value else "not reproduced") if comparable else "not comparable"})
-    if bench:
-        memory, mem = paper.claim("tinystories.memory_ratio"), bench["ratio_vs_gpt2"]["train_tensor_mb"]
-        rows.append({"claim": memory.text + f", width {d}", "paper": memory.shown(), "interval": "",
-                     "ours": f"{mem:.2f}× (tensor memory of a training step)",
-                     "comparison": f"{source}; judged only at comparable perplexity",
-                     "verdict": ("reproduced" if mem <= memory.value * 1.1 else "not reproduced") if comparable else "not comparable"})
+    rows += _v3_cost(lum, gpt, d, L, V, comparable)
     uni = references_or_load(runs[next(v for v in runs if v != "gpt2")])["unigram"]
     v3_runs = [a for a, _ in pairs] + [r for r in (load_result(c) for c in text_v3_claims(profile).values()) if r]
     worst = max(r["metrics"]["test_ppl"] for r in v3_runs)
@@ -484,29 +520,7 @@ def tinystories_v3(profile: str = "full") -> list[dict]:
                  "ours": f"highest perplexity {worst:.2f} of {len(v3_runs)} v3 runs; unigram table {uni['ppl']:.2f}",
                  "interval": "", "comparison": f"collapsed = perplexity ≥ {COLLAPSED:.0%} of the unigram's",
                  "verdict": "collapsed" if worst >= COLLAPSED * uni["ppl"] else "none collapsed"})
-    claims = {n: load_result(c) for n, c in text_v3_claims(profile).items()}
-    tests = {n: load_measured(c, "pruning_test") for n, c in text_v3_claims(profile).items() if n in ("from scratch", "dense start")}
-    ref, off = claims.get("as chosen"), claims.get("trained without connections")
-    if ref and off:
-        up = off["metrics"]["test_ppl"] / ref["metrics"]["test_ppl"]
-        rows.append({"claim": "without connections the network is worse (the samples' claim, measured by perplexity), "
-                              "on a network trained without any", "paper": "drifts, repeats and ends early",
-                     "ours": f"perplexity {ref['metrics']['test_ppl']:.2f} as chosen, {off['metrics']['test_ppl']:.2f} trained "
-                             f"without connections ({100 * (up - 1):+.0f}%)", "interval": "",
-                     "comparison": f"width {d}, {ref['epochs_done']:g} epoch, seed 0; reproduced when perplexity rises by over "
-                                   f"{100 * (PPL_WITHIN - 1):.0f}%",
-                     "verdict": "reproduced" if up > PPL_WITHIN else "not reproduced"})
-    for cid, name, ok, rule in (
-            ("pruning.evolved_keeps", "from scratch", lambda t: t["after"]["ppl"] <= PPL_WITHIN * t["before"]["ppl"],
-             f"keeps = perplexity rises by at most {100 * (PPL_WITHIN - 1):.0f}%"),
-            ("pruning.dense_collapses", "dense start", lambda t: t["after"]["ppl"] >= COLLAPSED * uni["ppl"],
-             f"collapses = perplexity ≥ {COLLAPSED:.0%} of the unigram table's")):
-        t = tests.get(name)
-        if t:
-            rows.append({"claim": paper.claim(cid), "paper": paper.claim(cid).shown() + " (image networks)",
-                         "ours": f"perplexity {t['before']['ppl']:.2f} with its {t['edges']} edges, {t['after']['ppl']:.2f} without",
-                         "interval": "", "comparison": f"text, width {d}, {claims[name]['epochs_done']:g} epoch, seed 0; {rule}",
-                         "verdict": "reproduced" if ok(t) else "not reproduced"})
+    rows += _v3_connections(profile, d, uni)
     depth, rec = paper.by_width("depth").get(d), paper.by_width("recurrent").get(d)
     if depth is not None:
         s = lum["topology_stats"]
