@@ -2,8 +2,8 @@
 
 Intervals (95%):
   - over seeds: mean ± t_{0.975, n-1} · sd / sqrt(n) of the per-seed values (wide with two seeds, as it should be);
-  - paired bootstrap over test images: the per-image top-1 hits of both models (averaged over their seeds,
-    stored as `test_correct` by the loop) are resampled together, image by image, `n_boot` times; the interval
+  - paired bootstrap over test images: the per-image top-1 (or top-5) hits of both models (averaged over their
+    seeds, stored as `test_correct` and `test_correct5` by the loop) are resampled together, image by image, `n_boot` times; the interval
     is the 2.5% and 97.5% quantiles of the resampled gap. It measures how much the gap depends on *which*
     10,000 images were drawn, not on the seed.
 The verdict rule (stated in every chapter before its numbers): a claimed advantage of A over B is
@@ -34,12 +34,16 @@ def seed_interval(values: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def hits(results: list[dict]) -> np.ndarray:
-    """Per-image top-1 hit rate averaged over the runs (seeds) of one model: (n_images,)."""
+HITS = {"test_top1": "test_correct", "test_top5": "test_correct5"}  # metric -> its stored per-image hits
+
+
+def hits(results: list[dict], key: str = "test_correct") -> np.ndarray:
+    """Per-image hit rate (top-1, or top-5 with key="test_correct5") averaged over the runs (seeds) of one
+    model: (n_images,)."""
     def n_eval(d: dict) -> int:  # CIFAR-10: the validation split, or the test set (or its first test_subset)
         return d["test_subset"] or (5_000 if d.get("validation") else 10_000)
 
-    return np.mean([unpack_bits(r["test_correct"], n_eval(r["config"]["data"])) for r in results], axis=0)
+    return np.mean([unpack_bits(r[key], n_eval(r["config"]["data"])) for r in results], axis=0)
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -64,15 +68,20 @@ def verdict(*intervals: tuple[float, float]) -> str:
 
 
 def gap(a: list[dict], b: list[dict], metric: str = "test_top1") -> dict:
-    """A − B from stored results of two models (lists over seeds, paired by position)."""
+    """A − B from stored results of two models (lists over seeds, paired by position). With as many seeds on
+    each side the seed interval is over the per-seed differences; with unequal counts (a baseline that costs
+    hours runs one seed) the gap is the difference of the means and only the image bootstrap gives an interval."""
     va, vb = [r["metrics"][metric] for r in a], [r["metrics"][metric] for r in b]
-    per_seed = [x - y for x, y in zip(va, vb)]
-    m, lo, hi = seed_interval(per_seed)
-    out = {"a": seed_interval(va), "b": seed_interval(vb), "gap": m, "seed_ci": (lo, hi), "seeds": len(per_seed),
+    if len(va) == len(vb):
+        m, lo, hi = seed_interval([x - y for x, y in zip(va, vb)])
+    else:
+        m, lo, hi = statistics.fmean(va) - statistics.fmean(vb), math.nan, math.nan
+    out = {"a": seed_interval(va), "b": seed_interval(vb), "gap": m, "seed_ci": (lo, hi), "seeds": min(len(va), len(vb)),
            "sd_a": statistics.stdev(va) if len(va) > 1 else math.nan,
            "sd_b": statistics.stdev(vb) if len(vb) > 1 else math.nan}
-    if metric == "test_top1" and all(r.get("test_correct") for r in a + b):
-        out["boot_ci"] = paired_bootstrap(hits(a), hits(b))
+    key = HITS.get(metric)
+    if key and all(r.get(key) for r in a + b):
+        out["boot_ci"] = paired_bootstrap(hits(a, key), hits(b, key))
     else:
         out["boot_ci"] = (math.nan, math.nan)
     out["verdict"] = verdict(out["seed_ci"], out["boot_ci"])

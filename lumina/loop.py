@@ -180,6 +180,7 @@ class _Training:
         s["fpe"] = metrics.flops_per_example(model, self.task.example())
         ev = self.task.evaluate(model)
         s["correct"] = ev.pop("correct", None)  # per-example correctness of the latest evaluation (bootstrap)
+        s["correct5"] = ev.pop("correct5", None)  # ... and per-example top-5 hits
         s["by_pos"] = ev.pop("loss_by_pos", None)  # text: mean loss at each position of the window
         row = {"step": s["step"], "epoch": round(s["step"] / self.steps_per_epoch, 4), "train_s": round(s["train_s"], 2),
                "train_loss": s["running"], "train_flops": s["flops"], "flops_per_example": s["fpe"],
@@ -198,6 +199,7 @@ class _Training:
             "metrics": {k: v for k, v in final.items() if k.startswith("test_")},
             "n_params": metrics.count_params(model), "flops_per_example": final["flops_per_example"],
             "test_correct": s.get("correct"),  # hex-packed per-example top-1 hits of the final evaluation
+            "test_correct5": s.get("correct5"),  # ... and top-5 hits (image tasks; runs stored before lack it)
             "loss_by_position": s.get("by_pos"),  # text: the final evaluation's mean loss at each position
             "history": s["history"],
             "provenance": provenance(s["train_s"], self.device) | {

@@ -10,7 +10,7 @@ import json
 from . import verdicts
 from .paths import ROOT
 from .verdicts import text_scaling
-from .published import cifar10_runs, text_dev_runs, text_v3_runs, text_v3_seed1, text_v3_sensitivity, tinystories_runs
+from .published import WIDTH_EPOCHS, cifar10_runs, text_dev_runs, text_v3_runs, text_v3_seed1, text_v3_sensitivity, tinystories_runs
 from .results import load_result, references_or_load
 from .text import bucket_ppl
 from .tables import display_name, hardware, paper_vs_ours, show_table
@@ -99,6 +99,8 @@ def readme_results(profile: str = "full") -> str:
               show_table(text_rows({**text_v3_runs(profile), **text_v3_sensitivity(profile),
                                     **{f"{v}, seed 1": c for v, c in text_v3_seed1(profile).items()}}),
                          precision={"bits per byte": 3})),
+             (f"TinyStories v3: the widths (V1 validation stories, {WIDTH_EPOCHS:g} epoch, each model at its rate chosen on the dev "
+              "split at each width)", show_table(verdicts.text_widths_table(profile))),
              ("Speed (`python -m benchmarks --update`, ratios measured side by side in one process)", show_table(speed_targets()))]
     body = "\n\n".join(f"**{title}**\n\n{table.to_markdown()}" for title, table in parts if len(table))
     return f"{README_BEGIN}\n\n{body}\n\n{README_END}"
@@ -121,6 +123,7 @@ def report(profile: str = "full") -> str:
     sections = [
         ("CIFAR-10: verdicts (the v3 headline pair)", paper_vs_ours(verdicts.cifar10(profile))),
         ("CIFAR-10: the headline runs (test set)", show_table(_rows(c for g in cifar10_runs(profile).values() for c in g))),
+        ("CIFAR-10: the short budget, every baseline at equal epochs (test set)", show_table(verdicts.cifar10_short_table(profile))),
         ("CIFAR-10 v2: LuminaNet per width (validation split, 10 epochs)", show_table(verdicts.widths(profile))),
         ("CIFAR-10 v2: evolution's worth (validation split)", show_table(verdicts.evolution_worth(profile))),
         ("CIFAR-10 v3: the choice grid (validation split, 10 epochs)", show_table(verdicts.cifar10_v3_choice_table(profile))),
@@ -140,8 +143,10 @@ def report(profile: str = "full") -> str:
                     precision={"bits per byte": 3})),
         ("TinyStories v3: the connection claims' runs (validation, d128, one seed)",
          show_table(verdicts.text_v3_pruning(profile))),
-        ("TinyStories v3: targets (d128)", show_table(verdicts.text_v3_targets(profile))),
+        ("TinyStories v3: targets (d128, and the width targets)", show_table(verdicts.text_v3_targets(profile))),
         ("TinyStories v3: token scaling (validation)", show_table(text_scaling(profile)[0], precision={"loss": 3})),
+        (f"TinyStories v3: the widths (validation, {WIDTH_EPOCHS:g} epoch, each model at its rate chosen on the dev split "
+         "at each width)", show_table(verdicts.text_widths_table(profile))),
     ]
     for title, table in sections:
         if len(table):
@@ -186,7 +191,7 @@ def would_change(verdict: str, chapter: str, claim: str = "") -> str:
     if chapter == "03_cifar10":
         return "the paper's budget (200 epochs) or recipe (unpublished): run-set gpu"
     if chapter == "04_tinystories":
-        return "more training tokens (the scaling curves) and the wider widths: run-set tinystories_v3_widths"
+        return "more training tokens: the scaling curves say where the trend points (every width is measured)"
     return "more seeds or epochs"
 
 

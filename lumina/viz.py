@@ -168,6 +168,21 @@ def plot_scaling(rows: list[dict], fits: dict, ax=None, extend_to: float | None 
     return ax
 
 
+def plot_quality_vs_cost(points: dict[str, list[tuple[int, float, float]]], ax=None):
+    """Validation perplexity against FLOPs per predicted token (log-log), one line per model through its widths,
+    each point labelled with its width: `lumina.verdicts.text_widths_points`. Down and to the left is better."""
+    ax = ax or plt.subplots(figsize=(6.4, 3.8))[1]
+    for model, pts in points.items():
+        ws, flops, ppl = zip(*sorted(pts))
+        ax.plot(flops, ppl, "o-", label=model)
+        for w, x, y in pts:
+            ax.annotate(f"d{w}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel="FLOPs per predicted token", ylabel="validation perplexity")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax
+
+
 VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "not tested here": "#757575",
                    "measured": "#1565c0", "none collapsed": "#2e7d32"}  # anything else (inconclusive, ...): amber
 

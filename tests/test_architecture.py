@@ -75,3 +75,28 @@ def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
     f = tmp_path / "model.py"
     f.write_text("import torch\n\ndef f():\n    from .results import load_result\n    return load_result\n")
     assert "lumina.results" in imports(f, "lumina.model")
+
+
+def test_walk_counts_each_return_to_a_file_already_read(tmp_path):
+    """scripts/walk.py: from a.run a reader reads b.helper (`from .b import`) and comes back to a, reads c.Model's
+    __init__ (a constructor call) and back, its forward (calling the typed local) and from there b.other
+    (`module.name`), back to c, back to a: nine file visits of three files, six re-entries."""
+    import importlib.util
+    import sys
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .b import helper\nfrom .c import Model\n\n"
+                              "def run(x):\n    helper(x)\n    m = Model()\n    return m(x)\n")
+    (pkg / "b.py").write_text("def helper(x):\n    return x\n\n\ndef other(x):\n    return x\n")
+    (pkg / "c.py").write_text("from . import b\n\n\nclass Model:\n    def __init__(self):\n        self.k = 1\n\n"
+                              "    def forward(self, x):\n        return b.other(x)\n")
+    spec = importlib.util.spec_from_file_location("walk", Path(__file__).resolve().parents[1] / "scripts" / "walk.py")
+    walk = importlib.util.module_from_spec(spec)
+    sys.modules["walk"] = walk
+    spec.loader.exec_module(walk)
+    mods = walk.load_modules(pkg)
+    files = walk.walk(mods, ("pkg.a", None, "run"))
+    assert files == ["pkg/a.py", "pkg/b.py", "pkg/a.py", "pkg/c.py", "pkg/a.py", "pkg/c.py", "pkg/b.py", "pkg/c.py",
+                     "pkg/a.py"]

@@ -317,3 +317,20 @@ def test_run_queue_takes_its_runs_from_the_run_sets(monkeypatch, capsys):
     assert trained[1:] == want
     with pytest.raises(SystemExit, match=f"error: .*lists {len(want)} runs"):
         queue.run(f"cifar10_short:smoke:{len(want)}")
+
+
+def test_step_profile_partitions_the_step(tmp_path, monkeypatch):
+    """`python -m benchmarks step_profile`: the kinds' shares partition forward + backward CPU time (they sum to
+    1, matrix products among them), the three phases are timed, and operators are counted per step."""
+    import importlib
+
+    common = importlib.import_module("benchmarks.common")
+    step_profile = importlib.import_module("benchmarks.step_profile")
+    monkeypatch.setitem(common.OUT, "dir", tmp_path)
+    step_profile.main(["--reps", "1", "--batch", "8"])
+    got = json.loads((tmp_path / "step_profile.json").read_text())
+    assert set(got["phases_ms"]) == {"forward", "backward", "optimizer"} and all(v > 0 for v in got["phases_ms"].values())
+    shares = {k["kind"]: k["share"] for k in got["kinds"]}
+    assert sum(shares.values()) == pytest.approx(1.0) and shares["matrix products"] > 0.05
+    assert step_profile.kind("aten::bmm") == "matrix products" and step_profile.kind("AccumulateGrad") == step_profile.AUTOGRAD
+    assert got["ops_per_step"] > 100

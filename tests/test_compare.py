@@ -61,3 +61,35 @@ def test_gap_pairs_seeds_by_position_and_bootstraps_the_averaged_hits():
     assert g["seed_ci"] == pytest.approx(seed_interval([10.0, 4.0])[1:])
     assert np.allclose(hits(a)[:4], [1, 1, 0.5, 0.5]) and np.allclose(hits(b)[:4], [0.5, 0.5, 0, 0])
     assert g["boot_ci"][0] > 0 and g["verdict"] == "inconclusive"  # two seeds: the t-interval straddles 0
+
+
+def test_gap_with_unequal_seeds_is_the_difference_of_means_decided_by_the_images_and_reads_top5_hits():
+    """Two LuminaNet seeds against one seed of a baseline that costs hours: the gap is mean(a) - b (it was a's
+    first seed minus b, the zip of unequal lists), there is no seed interval, and the image bootstrap decides;
+    a top-5 gap bootstraps the stored top-5 hits (`test_correct5`)."""
+    a = [_result(80.0, [1, 1, 1, 0] * 50), _result(76.0, [1, 1, 0, 1] * 50)]
+    b = [_result(70.0, [1, 0, 0, 0] * 50)]
+    g = gap(a, b)
+    assert g["gap"] == pytest.approx(8.0) and g["seeds"] == 1 and all(math.isnan(v) for v in g["seed_ci"])
+    assert g["boot_ci"][0] > 0 and g["verdict"] == "reproduced"
+    for r, five in zip(a + b, ([1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 1, 1])):
+        r["metrics"]["test_top5"] = 100.0 * sum(five) / 4
+        r["test_correct5"] = pack_bits(torch.tensor(five * 50, dtype=torch.bool))
+    g5 = gap(b, a, "test_top5")  # the baseline above LuminaNet, in top-5
+    assert g5["gap"] == pytest.approx(-50.0) and g5["boot_ci"][1] < 0 and g5["verdict"] == "not reproduced"
+    del b[0]["test_correct5"]  # a run stored before top-5 hits were kept: no interval, never a verdict
+    assert gap(b, a, "test_top5")["verdict"] == "inconclusive"
+
+
+def test_evaluate_keeps_per_image_top1_and_top5_hits_that_match_its_accuracies():
+    """`metrics.evaluate` stores which images each model got right, top-1 and top-5, for the paired bootstraps:
+    the hits average to the accuracies it reports, across batch boundaries."""
+    from lumina.metrics import evaluate, unpack_bits
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(23, 12, generator=gen), torch.randint(0, 10, (23,), generator=gen)
+    model = torch.nn.Linear(12, 10)
+    ev = evaluate(model, x, y, prepare=lambda b: b, batch_size=5)
+    h1, h5 = unpack_bits(ev["correct"], 23), unpack_bits(ev["correct5"], 23)
+    assert 100 * h1.mean() == pytest.approx(ev["top1"]) and 100 * h5.mean() == pytest.approx(ev["top5"])
+    assert (h5 >= h1).all() and h5.sum() > h1.sum()

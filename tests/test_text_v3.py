@@ -437,7 +437,7 @@ def test_v3_verdicts_judge_cost_only_at_comparable_quality_and_read_table5_on_te
     assert uni["metrics"]["unigram"]["ppl"] > 100 and [r["run"] for r in verdicts.text_v3_pruning("full")] == list(claims)
 
 
-def test_width_runs_use_each_widths_own_rate_and_a_second_seed_at_the_widest(tmp_path, monkeypatch):
+def test_width_runs_use_each_widths_own_rate_and_a_second_seed_at_both_ends(tmp_path, monkeypatch):
     from lumina.published import (RUN_SETS, TEXT_WIDTHS, WIDTH_EPOCHS, text_lr_runs, text_screen_runs,
                                   text_v3_width_lr_runs, text_v3_width_runs)
 
@@ -453,13 +453,81 @@ def test_width_runs_use_each_widths_own_rate_and_a_second_seed_at_the_widest(tmp
     grid = text_v3_width_lr_runs("full")
     assert len(grid) == 2 * 2 * 3 and all(c.data.validation for c in grid.values())
     assert {(c.model.d_hidden, c.model.d_embed) for (v, _, _), c in grid.items() if v != "gpt2"} == {(256, 256), (384, 384)}
-    assert [k for k in text_v3_width_runs("full")] == [("gpt2", 128, 0), ("recurrent", 128, 0)]  # grids pending
+    assert list(text_v3_width_runs("full")) == [(v, 128, s) for v in ("gpt2", "recurrent") for s in (0, 1)]  # grids pending
     for (v, w, lr), c in grid.items():
         store(c, 1.0 if lr == {256: 4e-3, 384: 1e-3}[w] else 2.0)
     runs = text_v3_width_runs("full")
+    assert {(v, s) for (v, w, s) in runs if w == 128} == {(v, s) for v in ("gpt2", "recurrent") for s in (0, 1)}
     assert {(v, w, s): c.train.lr for (v, w, s), c in runs.items() if w > 128} == {
         ("gpt2", 256, 0): 4e-3, ("recurrent", 256, 0): 4e-3,
         ("gpt2", 384, 0): 1e-3, ("gpt2", 384, 1): 1e-3, ("recurrent", 384, 0): 1e-3, ("recurrent", 384, 1): 1e-3}
     assert all(c.train.epochs == WIDTH_EPOCHS and not c.data.validation for c in runs.values())
     assert max(w for _, w, _ in runs) == TEXT_WIDTHS[-1]
     assert {c.key() for c in runs.values()} <= {c.key() for c in RUN_SETS["tinystories_v3_widths"]("full")}
+
+
+def test_width_comparison_waits_for_every_seed_and_judges_widening_and_cost_at_each_width(tmp_path, monkeypatch):
+    """The width comparison (d128 / 256 / 384 at the width budget): a width counts once all its listed seeds are
+    stored; the means, the ratio to GPT-2, the widening target, and the rows at the wider widths (cost from the
+    stored FLOPs, judged only at comparable perplexity); the quality-against-cost plot draws one line per model."""
+    import matplotlib
+    matplotlib.use("Agg")
+
+    from lumina import verdicts
+    from lumina.published import text_lr_runs, text_screen_runs, text_v3_width_lr_runs, text_v3_width_runs
+    from lumina.results import result_dir
+    from lumina.viz import plot_quality_vs_cost
+
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+
+    def store(cfg, ppl, flops=6.4e7):
+        d = result_dir(cfg)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "flops_per_example": flops,
+                                                   "metrics": {"test_ppl": ppl, "test_loss": math.log(ppl)}}))
+
+    for v, c in text_screen_runs("full").items():
+        store(c, {"gpt2": 30.0, "recurrent": 20.0}.get(v, 25.0))
+    for (v, lr), c in text_lr_runs("full").items():
+        if lr != 2e-3:
+            store(c, 21.0 if v == "recurrent" else 31.0)
+    for (v, w, lr), c in text_v3_width_lr_runs("full").items():
+        store(c, 10.0 if lr == 2e-3 else 12.0)
+    runs = text_v3_width_runs("full")
+    ppl = {("gpt2", 128): (30.0, 32.0), ("recurrent", 128): (20.0, 22.0), ("gpt2", 256): (25.0,),
+           ("recurrent", 256): (24.0,), ("gpt2", 384): (20.0, 22.0), ("recurrent", 384): (19.0, 20.0)}
+    per_token = lambda v, c: 2 * c.model.d_hidden * c.data.vocab_size + (3 if v == "recurrent" else 1) * 1e5  # noqa: E731
+    for (v, w, s), c in runs.items():  # (head + body) FLOPs per token: LuminaNet's body 3x GPT-2's
+        if (w, s) != (384, 1):
+            store(c, ppl[(v, w)][s], flops=per_token(v, c) * c.model.context)
+    assert sorted(verdicts.text_widths("full")["recurrent"]) == [128, 256]  # d384's second seed is missing
+    assert verdicts._widening_targets("full")[0]["target"].startswith("widening helps: perplexity at d256")
+    for (v, w, s), c in runs.items():
+        if (w, s) == (384, 1):
+            store(c, ppl[(v, w)][s], flops=per_token(v, c) * c.model.context)
+
+    table = {r["width"]: r for r in verdicts.text_widths_table("full")}
+    assert list(table) == [128, 256, 384]
+    assert table[384]["LuminaNet perplexity"] == pytest.approx(19.5) and table[384]["GPT-2 seeds"] == "20.00 / 22.00"
+    assert table[384]["LuminaNet / GPT-2"] == pytest.approx(19.5 / 21.0)
+    c256 = runs[("recurrent", 256, 0)]
+    assert table[256]["LuminaNet MFLOPs / token"] == pytest.approx(per_token("recurrent", c256) / 1e6)
+    assert table[256]["LuminaNet lr"] == "0.002"
+    widen, at_widest = verdicts._widening_targets("full")
+    assert widen["met"] is True and "19.50 vs 21.00 (-7%" in widen["ours"]  # 19.5 <= 0.95 x 21
+    assert at_widest["met"] is True and at_widest["ours"] == "19.50 vs 21.00 (0.93×)"
+
+    L, V = runs[("recurrent", 384, 0)].model.context, runs[("recurrent", 384, 0)].data.vocab_size
+    wider = verdicts._v3_wider("full", 128, L, V)
+    assert [r["claim"].split(", ")[-1] for r in wider] == ["width 256", "width 256", "width 384", "width 384"]
+    assert wider[0]["verdict"] == "reproduced"  # 24 / 25 = 0.96: within 10%
+    assert wider[2]["verdict"] == "reproduced" and "(seeds: 19.00 vs 20.00; 20.00 vs 22.00)" in wider[2]["ours"]
+    assert wider[3]["ours"].startswith("3.00× body FLOPs") and wider[3]["verdict"] == "not reproduced"  # paper: 0.75x
+    assert "stored with each result" in wider[3]["comparison"]
+    store(runs[("recurrent", 384, 1)], 30.0)  # seed 1 now 36% worse than GPT-2: quality mixed, cost not comparable
+    wider = verdicts._v3_wider("full", 128, L, V)
+    assert wider[2]["verdict"] == "inconclusive" and wider[3]["verdict"] == "not comparable"
+
+    ax = plot_quality_vs_cost(verdicts.text_widths_points("full"))
+    assert sorted(line.get_label() for line in ax.get_lines()) == ["GPT-2", "LuminaNet"]
+    assert [t.get_text() for t in ax.texts] == ["d128", "d256", "d384"] * 2
