@@ -215,9 +215,10 @@ class _Training:
 
 # ---- the loop ------------------------------------------------------------------------------------
 def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: int = 200, stop_after: int = 0,
-          task=None, log=print) -> Run | None:
+          deadline: float | None = None, task=None, log=print) -> Run | None:
     """Train `cfg` (resuming from `ckpt` when it exists) and return its `Run`. `stop_after` > 0 stops after
-    that many steps, checkpointed, and returns None (for tests of resume)."""
+    that many steps, and `deadline` (a `time.time()`) at the first step boundary past it, checkpointed, and
+    return None (tests of resume; a run longer than the machine is lent for, continued elsewhere)."""
     device = resolve_device(cfg)
     if device.type == "cpu":
         torch.set_num_threads(cfg.train.threads)
@@ -228,7 +229,7 @@ def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: 
     r.model.train()
     try:
         while s["step"] < r.total:
-            if stop_after and s["step"] >= stop_after:
+            if (stop_after and s["step"] >= stop_after) or (deadline is not None and time.time() >= deadline):
                 r.checkpoint()
                 return None
             tic = time.perf_counter()

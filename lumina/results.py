@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 
@@ -154,13 +155,21 @@ def train_or_load(cfg: ExperimentConfig, retrain: bool = False, restart: bool = 
     return train_or_load_state(cfg, retrain, restart, checkpoint_every=checkpoint_every, log=log, **train_kw)[1]
 
 
+PARKED = "parked_checkpoint.safetensors"  # a run's checkpoint kept beside its (future) result, see `train_or_load_state`
+
+
 def train_or_load_state(cfg: ExperimentConfig, retrain: bool = False, restart: bool = False, *,
-                        checkpoint_every: int = 200, log=None, **train_kw) -> tuple[str, dict]:
+                        checkpoint_every: int = 200, log=None, park: bool = False, **train_kw) -> tuple[str, dict]:
     """`train_or_load`, and what it did: "loaded", "resumed" (from a checkpoint) or "trained" (from step 0).
     Told by what happened, not guessed beforehand: a process that waited for another one loads its result,
     and `restart` trains from step 0 though a checkpoint was there. `log` gets every line; by default they
     are printed, except the "loaded" ones while progress output is off (LUMINA_PROGRESS=0: a built book page,
-    CI), so a published page does not open with them and a reader in JupyterLab still sees them."""
+    CI), so a published page does not open with them and a reader in JupyterLab still sees them.
+
+    A run longer than a machine is lent for is parked: stopped at a `deadline` (passed to the loop) with `park`,
+    it returns ("stopped", {}) and leaves a copy of its checkpoint in its results folder (PARKED), which is
+    committed like a result; on any machine a later call resumes from it when `runs/` has no checkpoint of its
+    own, and deletes it once the result is stored."""
     quiet_loads = log is None and os.environ.get("LUMINA_PROGRESS", "1") == "0"
     log = log or print
     if not (retrain or restart):
@@ -179,16 +188,26 @@ def train_or_load_state(cfg: ExperimentConfig, retrain: bool = False, restart: b
             found = load_result(cfg)  # another process may have finished it while we waited
             if found is not None:
                 return "loaded", found
-        ckpt = run_dir(cfg) / "checkpoint.safetensors"
+        ckpt, parked = run_dir(cfg) / "checkpoint.safetensors", result_dir(cfg) / PARKED
         if (retrain or restart) and ckpt.exists():
             ckpt.unlink()
+        if not (retrain or restart) and not ckpt.exists() and parked.exists():  # parked on another machine
+            shutil.copyfile(parked, ckpt)
+            log(f"[lumina] resuming {cfg.experiment}/{cfg.profile}/{cfg.key()} from its parked checkpoint ({parked})")
         state = "resumed" if ckpt.exists() else "trained"
         if state == "trained":
             log(f"[lumina] training {cfg.experiment}/{cfg.profile}/{cfg.key()} (checkpoint: {ckpt})")
         run = train(cfg, ckpt=ckpt, checkpoint_every=checkpoint_every, log=log, **train_kw)
-        if run is None:  # stopped early on request (tests)
+        if run is None:  # stopped early on request (tests, a deadline)
+            if park and ckpt.exists():
+                tmp = parked.with_suffix(".tmp")
+                parked.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(ckpt, tmp)
+                os.replace(tmp, parked)  # atomic: a parked file is whole or absent
+                log(f"[lumina] parked {cfg.experiment}/{cfg.profile}/{cfg.key()} at its checkpoint ({parked})")
             return "stopped", {}
         save_run(cfg, run)
+        parked.unlink(missing_ok=True)
         f = result_dir(cfg) / "result.json"
         return state, check_result(_read_json(f), f)
 

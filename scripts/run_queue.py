@@ -10,7 +10,12 @@ the unfinished one resumes from its checkpoint). One run at a time: start one qu
 Run sets are `lumina.published.RUN_SETS`, as for `python -m lumina run-set`; each is resolved when its entry
 runs, so a run that needs an earlier one (a control reading its evolved run's topology) is listed by then.
 `--no-weights` (anywhere in the arguments) deletes each finished run's stored weights (`network/`): for runs no
-chapter loads, whose weights would otherwise be kept beside the result (`lumina.results.STORE_WEIGHTS`)."""
+chapter loads, whose weights would otherwise be kept beside the result (`lumina.results.STORE_WEIGHTS`).
+`--until=HH:MM` (UTC, today) parks the run in progress when that time comes: it stops at a step boundary,
+checkpointed, copies the checkpoint into its results folder (`lumina.results.PARKED`, committed with the
+results) and the queue ends; the same queue started later, on any machine, resumes it from there. For runs
+longer than one session on a machine that is lent for hours."""
+import datetime
 import importlib
 import shutil
 import sys
@@ -18,14 +23,33 @@ import time
 from pathlib import Path
 
 from lumina.published import RUN_SETS
-from lumina.results import load_result, result_dir, train_or_load
+from lumina.results import load_result, result_dir, train_or_load_state
+
+DEADLINE = {"at": None}  # --until, as a time.time()
+
+
+class Parked(Exception):
+    """The deadline came during a run: it is parked and the queue stops."""
 
 
 def train(cfg, no_weights: bool) -> dict:
-    r = train_or_load(cfg)
+    state, r = train_or_load_state(cfg, park=DEADLINE["at"] is not None, deadline=DEADLINE["at"])
+    if state == "stopped":
+        raise Parked(f"parked {cfg.experiment}/{cfg.profile}/{cfg.key()} at {time.strftime('%H:%M')} UTC; "
+                     "commit its results folder and run the same queue again to resume it")
     if no_weights and (result_dir(cfg) / "network").is_dir():
         shutil.rmtree(result_dir(cfg) / "network")
     return r
+
+
+def until(hhmm: str) -> float:
+    """'HH:MM' (UTC, today) -> time.time() of that moment."""
+    try:
+        h, m = (int(x) for x in hhmm.split(":"))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return now.replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+    except ValueError:
+        raise SystemExit(f"error: --until={hhmm}: expected HH:MM (UTC), e.g. --until=12:10") from None
 
 
 def run(spec: str, no_weights: bool = False) -> None:
@@ -55,5 +79,14 @@ def run(spec: str, no_weights: bool = False) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    for spec in (a for a in args if a != "--no-weights"):
-        run(spec, "--no-weights" in args)
+    flags = [a for a in args if a.startswith("--")]
+    for f in flags:
+        if f.startswith("--until="):
+            DEADLINE["at"] = until(f.split("=", 1)[1])
+        elif f != "--no-weights":
+            raise SystemExit(f"error: unknown option {f}; options: --no-weights, --until=HH:MM")
+    try:
+        for spec in (a for a in args if not a.startswith("--")):
+            run(spec, "--no-weights" in args)
+    except Parked as e:
+        print(e, flush=True)

@@ -319,6 +319,27 @@ def test_run_queue_takes_its_runs_from_the_run_sets(monkeypatch, capsys):
         queue.run(f"cifar10_short:smoke:{len(want)}")
 
 
+def test_run_queue_until_parks_the_run_in_progress_and_stops(monkeypatch):
+    """`--until=HH:MM`: the run in progress gets that moment as its deadline and is parked; the queue stops
+    there (raising Parked, which the script prints) instead of starting the next run; a bad time is one error."""
+    import datetime
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_queue", ROOT / "scripts" / "run_queue.py")
+    queue = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(queue)
+    at = queue.until("23:59")
+    assert datetime.datetime.fromtimestamp(at, datetime.timezone.utc).strftime("%H:%M") == "23:59"
+    with pytest.raises(SystemExit, match="error: --until=noon: expected HH:MM"):
+        queue.until("noon")
+    calls = []
+    monkeypatch.setattr(queue, "train_or_load_state", lambda cfg, **kw: calls.append(kw) or ("stopped", {}))
+    monkeypatch.setitem(queue.DEADLINE, "at", at)
+    with pytest.raises(queue.Parked, match="parked .* run the same queue again"):
+        queue.run("cifar10_short:smoke")
+    assert calls == [{"park": True, "deadline": at}]  # the first run parked; the others never started
+
+
 def test_step_profile_partitions_the_step(tmp_path, monkeypatch):
     """`python -m benchmarks step_profile`: the kinds' shares partition forward + backward CPU time (they sum to
     1, matrix products among them), the three phases are timed, and operators are counted per step."""

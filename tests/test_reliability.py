@@ -534,3 +534,33 @@ def test_a_file_replaced_while_it_is_read_is_never_taken_for_corrupt(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_run_parked_at_a_deadline_resumes_on_another_machine_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """A run longer than the machine is lent for: stopped at its deadline with `park`, its checkpoint is copied
+    into its results folder (committed with the results); another machine, with the results but an empty
+    `runs/`, resumes from it, reaches the uninterrupted result exactly, and deletes the parked copy."""
+    import shutil
+
+    from lumina.results import PARKED
+
+    cfg = resolve("synthetic", "smoke", epochs=4.0, threads=1, eval_every=10)
+    lines = []
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "runs_a"))
+    ticks = iter(range(10**6))  # the deadline comes after 23 steps (time.time() as a step counter)
+    monkeypatch.setattr("lumina.loop.time.time", lambda: float(next(ticks)))
+    assert train_or_load_state(cfg, park=True, deadline=23.0, log=lines.append) == ("stopped", {})
+    monkeypatch.undo()
+    parked = tmp_path / "results" / cfg.experiment / cfg.profile / cfg.key() / PARKED
+    assert parked.exists() and load_result(cfg) is None and any("parked" in line for line in lines)
+    assert 0 < load_checkpoint(parked, cfg.key())["state"]["step"] < 64
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "runs_b"))  # the other machine: no checkpoint of its own
+    state, _ = train_or_load_state(cfg, log=lines.append)
+    assert state == "resumed" and not parked.exists() and any("parked checkpoint" in line for line in lines)
+    shutil.rmtree(tmp_path / "runs_a")
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path / "straight_results"))
+    monkeypatch.setenv("LUMINA_RUNS", str(tmp_path / "straight_runs"))
+    train_or_load(cfg, **QUIET)
+    _assert_same(_stored(tmp_path / "results", cfg), _stored(tmp_path / "straight_results", cfg))
