@@ -5,6 +5,7 @@ A user's run writes to `benchmarks/out/` (untracked), so it never dirties the ch
 """
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -25,6 +26,17 @@ def evolved_like(n_clusters: int, d_hidden: int, cl: str = "source") -> LuminaNe
     """An 'evolved-looking' image LuminaNet: n clusters over the 12 patch slots, ~4 in-edges each, sizes 2-96."""
     g = random_graph(n_slots=12, size=48, n_splits=n_clusters - 12, n_edges=4 * n_clusters, seed=n_clusters)
     return LuminaNet(g, d_in=256, d_hidden=d_hidden, n_out=10, cl=cl)
+
+
+def step_args(argv=None) -> argparse.Namespace:
+    """--threads, --batch and --reps of the benchmarks that time one training step; sets the thread count."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=10)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    return a
 
 
 def training_step(model, x, y, executor: str = "fast"):

@@ -10,7 +10,6 @@ timed on the same thread count.
 """
 from __future__ import annotations
 
-import argparse
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -18,16 +17,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from lumina.model import LuminaNet
 from lumina.topology import Graph
 
-from .common import evolved_like, median_time, training_step, write_json
+from .common import evolved_like, median_time, step_args, training_step, write_json
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--reps", type=int, default=10)
-    a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    a = step_args(argv)
     nets = {"initial 12 NCs, d_hidden 64": LuminaNet(Graph.initial(12, 64), d_in=256, d_hidden=64, n_out=10),
             "evolved-like 48 NCs, d_hidden 64": evolved_like(48, 64)}
     x, y = torch.randn(a.batch, 3, 32, 32), torch.randint(0, 10, (a.batch,))

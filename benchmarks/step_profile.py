@@ -10,7 +10,6 @@ Two measurements of the same step (the `flops_rate` network and batch):
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -20,7 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from lumina.optim import make_optimizer
 
-from .common import evolved_like, write_json
+from .common import evolved_like, step_args, write_json
 
 KINDS = {  # kind -> operators (self CPU time); anything else is "other (adds, sums, autograd bookkeeping)"
     "matrix products": ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "aten::matmul"),
@@ -42,12 +41,7 @@ def kind(op: str) -> str:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--reps", type=int, default=10)
-    a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    a = step_args(argv)
     m = evolved_like(48, 64)
     x, y = torch.randn(a.batch, 3, 32, 32), torch.randint(0, 10, (a.batch,))
     opt = make_optimizer(m, 1e-3, 0.05)
