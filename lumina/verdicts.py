@@ -113,8 +113,10 @@ def cifar10_short(profile: str = "full") -> list[dict]:
         rows.append({"claim": c, "paper": shown, "ours": f"{ours} points ({unit}, {'LuminaNet' if sign > 0 else 'them'} "
                                                       f"minus {'them' if sign > 0 else 'LuminaNet'})",
                      "interval": "; ".join(f"{display_name(m)} images {_ci(g['boot_ci'])}" for m, g in gaps.items()),
-                     "comparison": f"at {r['epochs_done']:.0f} epochs each (the paper trains 200), LuminaNet {len(lum)} seeds, "
-                                   f"{display_name(models[0]) if len(models) == 1 else 'each'} {len(got[models[0]])}, "
+                     "comparison": f"at {r['epochs_done']:.0f} epochs each (the paper trains 200), LuminaNet {len(lum)} seeds "
+                                   f"at its chosen lr {lum[0]['config']['train']['lr']:g}, "
+                                   f"{display_name(models[0]) if len(models) == 1 else 'each'} {len(got[models[0]])} at the "
+                                   f"recipe's lr {r['config']['train']['lr']:g} (not tuned: a bias for LuminaNet), "
                                    f"{hardware(r['provenance']['hardware'])}", "verdict": verdict})
     return rows
 
