@@ -6,14 +6,16 @@
     python -m benchmarks --help               # this text
 
 Parts and their expected run time: executor (fast vs reference, ~1 min), flops_rate (FLOP/s vs matmul,
-~30 s), step_profile (where a training step spends its time, ~20 s), epoch (evolved LuminaNet vs LeNet-5
+~30 s), step_profile (where a training step spends its time, ~20 s), evolution_event (one evolution event
+of the stored headline network against its training steps, ~30 s), epoch (evolved LuminaNet vs LeNet-5
 epoch, ~1 min), lm_compare (LuminaNet vs GPT-2 compute and memory, ~1 min per width), runs (epoch times and
 evolution overhead of the stored runs, instant), baseline_epochs (float32 and fast-path CPU minutes per epoch
 of every CIFAR-10 baseline, ~6 min), baseline_epochs_parity (1-epoch accuracy of float32 against the fast
 path, from stored runs, instant), text_speed (training throughput and generation time of the text variants
 against GPT-2, ~2 min).
 Ratios are measured side by side in one process, so they hold on a busy machine better than absolute times.
-The epoch and baseline_epochs parts read CIFAR-10 from LUMINA_DATA; without it they stop with one `error:` line.
+The epoch, evolution_event and baseline_epochs parts read CIFAR-10 from LUMINA_DATA; without it they stop with
+one `error:` line.
 """
 import importlib
 import sys
@@ -41,7 +43,7 @@ def run_summaries():
     common.write_json("runs.json", rows=rows)
 
 
-PARTS = ("executor", "flops_rate", "step_profile", "epoch", "lm_compare", "runs", "baseline_epochs", "baseline_epochs_parity",
+PARTS = ("executor", "flops_rate", "step_profile", "evolution_event", "epoch", "lm_compare", "runs", "baseline_epochs", "baseline_epochs_parity",
          "text_speed")
 
 

@@ -100,6 +100,21 @@ class Plan:
         self.slot_counts = torch.bincount(self.slot_index, minlength=graph.n_slots).to(torch.get_default_dtype())
         self.graph = graph
 
+    def flops_per_example(self) -> int:
+        """The matrix-product FLOPs (2 per multiply-add) of one example through `forward_fast`'s products, padding
+        included, as FlopCounterMode counts them: per group the IL, per pass the CL (if the group has in-edges),
+        U (then), V, and W_C where its messages are read. Counted from the plan, without running the network:
+        an evolution event recounts after every change (`lumina.metrics.flops_per_example`)."""
+        d, total = self.d, 0
+        for G, grp in enumerate(self.groups):
+            k, m = len(grp), self.sizes[G]
+            total += k * m * self.d_in  # IL
+            for D, sends in ((self.D1[G], self.msg1[G]), (self.D2[G], self.msg2[G])):
+                if D:
+                    total += k * D * d * (1 if self.cl == "source" else d) + k * d * m  # CL, then U s
+                total += k * m * d + (k * d * d if sends and self.cl == "source" else 0)  # V, the messages
+        return 2 * total
+
     def shapes(self) -> dict[str, tuple[int, ...]]:
         d, out = self.d, {}
         for G, grp in enumerate(self.groups):

@@ -286,6 +286,13 @@ class LuminaNet(nn.Module):
                 pooled = pooled + sums / counts  # plus the mean of slot t's own clusters
         return self.head(self.norm(pooled.transpose(0, 1)))  # (B, L, n_out)
 
+    def flops_per_example(self) -> int | None:
+        """Forward FLOPs of one image, counted from the packing plan and the OL (what FlopCounterMode counts when
+        the network runs, tested equal); None for a text network, which `lumina.metrics` counts by running it."""
+        if self.input_kind != "patches":
+            return None
+        return self._plan.flops_per_example() + 2 * self.head.in_features * self.head.out_features
+
     def forward(self, x: torch.Tensor, executor: str = "fast") -> torch.Tensor:
         if executor not in EXECUTORS:
             raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(map(repr, EXECUTORS))}")

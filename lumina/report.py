@@ -75,6 +75,10 @@ def speed_targets() -> list[dict]:
         rows.append({"benchmark": f"evolution's share of training time, {len(share)} stored evolving runs",
                      "measured": f"{100 * min(share):.1f}–{100 * max(share):.1f}%", "target": "≤ 2%",
                      "met": f"{sum(x <= 0.02 for x in share)} of {len(share)}"})
+    if ee := load("evolution_event"):
+        rows.append({"benchmark": f"evolution's share of training time, one event of today's code beside its steps ({ee['network']})",
+                     "measured": f"{100 * ee['share']:.2f}%", "target": f"≤ {100 * ee['target']:.0f}%",
+                     "met": "yes" if ee["share"] <= ee["target"] else "no"})
     if ts := load("text_speed"):
         for r in ts["rows"][1:]:
             rows.append({"benchmark": f"{r['model']}: training throughput / {ts['rows'][0]['model']}", "measured": f"{r['train_throughput_vs_gpt2']:.2f}×",

@@ -132,6 +132,13 @@ class Graph:
     def in_degree(self, i: int) -> int:
         return sum(1 for (_, d) in self.edges if d == i)
 
+    def in_degrees(self) -> dict[int, int]:
+        """{cluster: in-degree} of every cluster, in one pass over the edges (in_degree per cluster is one pass each)."""
+        out = dict.fromkeys(self.clusters, 0)
+        for (_, d) in self.edges:
+            out[d] += 1
+        return out
+
     def in_edges(self, i: int) -> list[Edge]:
         return sorted((e for e in self.edges.values() if e.dst == i), key=lambda e: e.src)
 

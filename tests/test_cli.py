@@ -355,3 +355,23 @@ def test_step_profile_partitions_the_step(tmp_path, monkeypatch):
     assert sum(shares.values()) == pytest.approx(1.0) and shares["matrix products"] > 0.05
     assert step_profile.kind("aten::bmm") == "matrix products" and step_profile.kind("AccumulateGrad") == step_profile.AUTOGRAD
     assert got["ops_per_step"] > 100
+
+
+def test_evolution_event_times_the_stored_network_beside_its_steps(tmp_path, monkeypatch):
+    """`python -m benchmarks evolution_event` on the committed headline network: step, event and observe timed
+    in one process, and the share they give is the stated formula of the three."""
+    import importlib
+
+    from lumina.data.common import data_root
+
+    if not (data_root() / "cifar10" / "cifar-10-batches-py" / "data_batch_1").exists():
+        pytest.skip("needs CIFAR-10 under LUMINA_DATA")
+    common = importlib.import_module("benchmarks.common")
+    bench = importlib.import_module("benchmarks.evolution_event")
+    monkeypatch.setitem(common.OUT, "dir", tmp_path)
+    bench.main(["--reps", "1"])
+    got = json.loads((tmp_path / "evolution_event.json").read_text())
+    ms = got["ms"]
+    assert all(ms[k] > 0 for k in ("step", "event", "observe")) and got["clusters"] > 12
+    assert got["share"] == pytest.approx(ms["event"] / (got["evolve_every"] * ms["step"])
+                                         + ms["observe"] / (got["load_every"] * ms["step"]))

@@ -125,6 +125,28 @@ def test_fast_executor_matches_reference_with_levels_split_into_groups(monkeypat
     _assert_executors_agree(m, x, kind)
 
 
+@pytest.mark.parametrize("group_cost", [executor.GROUP_COST, 0])
+@pytest.mark.parametrize("variant", [dict(cl="source"), dict(cl="edge"), dict(cl="source", image_readout="slots"),
+                                     dict(cl="source", aggregate="sum")])
+def test_an_image_network_counts_its_flops_as_flop_counter_mode_does(monkeypatch, variant, group_cost):
+    """`LuminaNet.flops_per_example` (from the plan, what an evolution event recounts) equals FlopCounterMode on
+    a forward of one image, for both CL forms, both readouts, levels in one group or split by size, and a
+    network with isolated clusters and messages nobody reads; a text network leaves the count to the run."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lumina.metrics import flops_per_example
+
+    monkeypatch.setattr(executor, "GROUP_COST", group_cost)
+    for seed in range(3):
+        g = random_graph(seed=seed, n_edges=4 + 10 * seed)
+        m = image_model(g, seed=seed, **variant)
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            m(torch.randn(1, 3, 32, 32))
+        assert m.flops_per_example() == fc.get_total_flops() == flops_per_example(m, torch.randn(1, 3, 32, 32))
+    t = text_model(random_graph(n_slots=6, size=5, n_splits=5, n_edges=6, seed=0, causal=True))
+    assert t.flops_per_example() is None and flops_per_example(t, torch.randint(0, 40, (1, 6))) > 0
+
+
 def test_size_groups_pack_each_level_into_runs_of_similar_size():
     size = {0: 3, 1: 90, 2: 5, 3: 88, 4: 4, 5: 7}  # padded to 8, 96, 8, 88, 8, 8 rows
     assert size_groups(list(size), size, cost=48) == [[0, 4, 2, 5], [3, 1]]  # 48 + 4*8 + 48 + 2*96 rows

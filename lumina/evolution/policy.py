@@ -275,10 +275,9 @@ class EvolutionPolicy:
 
     def _candidates(self, g, signals: "_Signals", exclude: set) -> list[tuple[tuple[int, int], float]]:
         """The edges connect adds: the best scored into clusters below the cap, the cap held within the event."""
-        c, indeg = self.cfg, {}
+        c, indeg = self.cfg, g.in_degrees()
         chosen = []
         for (j, i), s in self._scored(g, signals, exclude, full=False):
-            indeg.setdefault(i, g.in_degree(i))
             if indeg[i] < c.max_in_degree and s > 0:
                 chosen.append(((j, i), s))
                 indeg[i] += 1
@@ -297,9 +296,9 @@ class EvolutionPolicy:
         # (N, N): [a, b] = score of the edge ids[b] -> ids[a]
         scores = signals.candidate_magnitudes(ids) if per_example else signals.candidate_scores(ids)
         allowed = {"feedforward": c.feedforward, "feedback": c.feedback, "recurrent": c.recurrent}
-        cands = []
+        cands, indeg = [], g.in_degrees()
         for a, i in enumerate(ids):
-            n = g.in_degree(i)
+            n = indeg[i]
             if (n >= c.max_in_degree) != full:
                 continue
             coef = signals.model.coef(n if full else n + 1)
@@ -328,6 +327,7 @@ class _Signals:
     @torch.no_grad()
     def __init__(self, model: LuminaNet, params: dict, trace: dict):
         self.model, self.params, self.ids = model, params, sorted(trace)
+        self.n_in = model.graph.in_degrees()  # the probed topology's (the event's changes go to a copy)
         self._scores: tuple[list[int], torch.Tensor] | None = None
         self.G = {i: s2_grad(trace[i]).detach() for i in self.ids}  # (B, d)
         self.F1 = {i: trace[i]["f1"].detach() for i in self.ids}
@@ -339,7 +339,7 @@ class _Signals:
     @torch.no_grad()
     def saliency(self, j: int, i: int) -> float:
         """Σ_b |⟨c_ji, G_i⟩| for the existing edge j -> i."""
-        n = self.model.graph.in_degree(i)
+        n = self.n_in[i]
         w = self.params[ekey(j, i)]
         if self.model.cl == "source":
             c = (self.M2 if is_feedforward(j, i) else self.M1)[j] * w
