@@ -627,8 +627,10 @@ def _v3_wider(profile: str, d: int, L: int, V: int) -> list[dict]:
             continue
         pairs = list(zip(got[lum][w], got["gpt2"][w]))
         ratios = [a["metrics"]["test_ppl"] / b["metrics"]["test_ppl"] for a, b in pairs]
-        cmp = (f"recurrent LuminaNet v3 and GPT-2 at d = {w}, each at its rate chosen on the dev split at that width, "
-               f"{WIDTH_EPOCHS:g} epoch (the width budget), {len(pairs)} seed{'s' if len(pairs) > 1 else ''}")
+        cmp = (f"recurrent LuminaNet v3 and GPT-2 at d = {w}, each at its rate chosen on the dev split at that width "
+               f"(LuminaNet {pairs[0][0]['config']['train']['lr']:g}, GPT-2 {pairs[0][1]['config']['train']['lr']:g}: a quarter-"
+               f"epoch choice that may not suit GPT-2 at this budget), {WIDTH_EPOCHS:g} epoch (the width budget), "
+               f"{len(pairs)} seed{'s' if len(pairs) > 1 else ''}")
         rows.append({"claim": f"LuminaNet perplexity within {100 * (PPL_WITHIN - 1):.0f}% of the 1-layer GPT-2's, width {w}",
                      "paper": f"{ppl:g} vs {ppl_gpt2:g} ({100 * (ppl / ppl_gpt2 - 1):+.0f}%)",
                      "ours": _per_seed(pairs, "test_ppl", ".2f") + f", {100 * (sum(ratios) / len(ratios) - 1):+.0f}%",

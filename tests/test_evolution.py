@@ -746,6 +746,23 @@ def test_a_swap_chooses_the_weakest_in_edge_and_the_best_candidate():
         assert (new, dst) == next(ab for ab, _ in best if ab[1] == dst)
 
 
+@pytest.mark.parametrize("cl", ["source", "edge"])
+def test_every_saliency_at_once_equals_each_edge_scored_alone(cl):
+    """`_Signals.saliencies` (what an event prunes and swaps by: per-source CL from one magnitude product of all
+    clusters) gives every edge the value `saliency` gives it alone, to float rounding, feedforward and not."""
+    m = image_model(random_graph(seed=4, n_edges=40), cl=cl)
+    x, y = _probe(m, 8)
+    trace = {}
+    F.cross_entropy(m.readout(forward_fast(m, m.encode_inputs(x), trace=trace)), y).backward()
+    signals = _Signals(m, m.params_dict(), trace)
+    edges = list(m.graph.edges)
+    assert {e.kind for e in m.graph.edges.values()} >= {"feedforward", "feedback"}
+    got = signals.saliencies(edges)
+    assert list(got) == edges
+    assert all(got[e] == pytest.approx(signals.saliency(*e), rel=1e-5, abs=1e-9) for e in edges)
+    assert signals.saliencies([]) == {}
+
+
 # ---- capacity early (issue 22) ------------------------------------------------------------------------
 def test_the_capacity_schedule_reaches_the_budget_by_grow_until_frac():
     """On the smoke config: with grow_until_frac=0.25 the network holds max_neurons after the last event at or
