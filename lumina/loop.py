@@ -91,9 +91,7 @@ class _Training:
             self.model = build_model(cfg, device=device)
             self.opt = make_optimizer(self.model, t.lr, t.weight_decay)
         self.is_lumina = isinstance(self.model, LuminaNet)
-        self.policy = EvolutionPolicy(cfg.evolution, t.seed) if self.is_lumina else None
-        if self.policy is not None and self.s.get("policy"):
-            self.policy.load_state_dict(self.s["policy"])
+        self.policy = EvolutionPolicy(cfg.evolution, t.seed, self.s.get("policy")) if self.is_lumina else None
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if t.amp else nullcontext()
         if t.channels_last:  # the CPU fast path of the conv baselines; the optimizer state follows the layout
             channels_last(self.model, self.opt)

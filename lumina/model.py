@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .executor import Plan, forward_fast, forward_recurrent, norm_message
-from .naming import NEURON_KEYS, cluster_keys, ckey, ekey
+from .naming import NEURON_KEYS, ckey, ekey, param_keys
 from .topology import Graph
 
 __all__ = ["LuminaNet", "forward_fast", "forward_recurrent", "forward_reference", "image_to_patches", "ckey", "ekey",
@@ -176,8 +176,7 @@ class LuminaNet(nn.Module):
     def set_topology(self, graph: Graph, params: dict[str, torch.Tensor]) -> None:
         """Install a (graph, per-cluster parameters) pair: validate, plan, pack."""
         graph.validate()
-        expected = {ckey(c, k) for c in graph.clusters for k in cluster_keys(self.cl)}
-        expected |= {ekey(s, d) for (s, d) in graph.edges}
+        expected = param_keys(graph, self.cl)
         if set(params) != expected:
             missing, extra = sorted(expected - set(params))[:5], sorted(set(params) - expected)[:5]
             raise ValueError(f"parameters do not match the topology: missing {missing}, unexpected {extra}")
@@ -293,11 +292,14 @@ class LuminaNet(nn.Module):
             return None
         return self._plan.flops_per_example() + 2 * self.head.in_features * self.head.out_features
 
-    def forward(self, x: torch.Tensor, executor: str = "fast") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, executor: str = "fast", trace: dict | None = None) -> torch.Tensor:
+        """Logits for raw input x. `trace`, when given, is filled with each cluster's signals (what evolution's
+        probe reads)."""
         if executor not in EXECUTORS:
             raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(map(repr, EXECUTORS))}")
         X = self.encode_inputs(x)
-        return self.readout(forward_fast(self, X) if executor == "fast" else forward_reference(self, X))
+        f2 = forward_fast(self, X, trace=trace) if executor == "fast" else forward_reference(self, X, trace=trace)
+        return self.readout(f2)
 
     # ---- text generation with a slot cache ---------------------------------------------------------
     @torch.no_grad()

@@ -23,6 +23,11 @@ def cluster_keys(cl: str) -> tuple[str, ...]:
     return (*NEURON_KEYS, "b_out", "w_c") if cl == "source" else (*NEURON_KEYS, "b_out")
 
 
+def param_keys(graph, cl: str) -> set[str]:
+    """The names of every tensor a topology's clusters and edges must have under CL form `cl`."""
+    return {ckey(c, k) for c in graph.clusters for k in cluster_keys(cl)} | {ekey(s, d) for (s, d) in graph.edges}
+
+
 def is_edge_key(name: str) -> bool:
     """Whether `name` is an edge's tensor (`ekey`)."""
     a, _, b = name[1:].partition("_")

@@ -10,7 +10,8 @@ function defined or imported in the module, `module.name`, `Class(...)` (its `__
 object whose class the code states: `self`, a parameter's annotation, a local `x = Class(...)`, an attribute
 `self.x` assigned so in the class; calling such an object runs its `forward` (torch modules). Reading order
 gives a sequence of files (returning from a callee back to the caller counts too); each time the sequence
-comes back to a file it had left, that is one re-entry. Calls the code does not type (callbacks, objects
+comes back to a file it had left, that is one re-entry; those made by a call (not by returning to the caller)
+are counted apart, as the files a reader must open again. Calls the code does not type (callbacks, objects
 returned by other calls) are not followed: the count is a lower bound on what a reader meets.
 """
 from __future__ import annotations
@@ -171,14 +172,15 @@ def target(mods: dict, module: str, cls: str | None, call: ast.Call, types: dict
     return mod, None, name
 
 
-def walk(mods: dict, start: tuple[str, str | None, str]) -> list[str]:
-    """The files in reading order from `start` (consecutive repeats merged)."""
+def walk(mods: dict, start: tuple[str, str | None, str]) -> list[tuple[str, bool]]:
+    """The files in reading order from `start` (consecutive repeats merged), each with whether the reader got
+    there by a call (True) or by returning to the caller (False)."""
     seen, order = set(), []
 
     def visit(fn):
         seen.add(fn)
         module, cls, name = fn
-        order.append(mods[module]["file"])
+        order.append((mods[module]["file"], True))
         node = mods[module]["methods"][(cls, name)] if cls else mods[module]["defs"][name]
         types = local_types(mods, module, node)
         if cls:
@@ -188,10 +190,10 @@ def walk(mods: dict, start: tuple[str, str | None, str]) -> list[str]:
             t = target(mods, module, cls, call, types)
             if t is not None and t not in seen:
                 visit(t)
-                order.append(mods[module]["file"])  # back in the caller
+                order.append((mods[module]["file"], False))  # back in the caller
 
     visit(start)
-    return [f for i, f in enumerate(order) if i == 0 or f != order[i - 1]]
+    return [v for i, v in enumerate(order) if i == 0 or v[0] != order[i - 1][0]]
 
 
 def main(argv=None) -> int:
@@ -204,11 +206,14 @@ def main(argv=None) -> int:
     if module not in mods or name not in mods[module]["defs"]:
         print(f"error: {a.start} is not a top-level function of {a.path}", file=sys.stderr)
         return 2
-    files = walk(mods, (module, None, name))
+    visits = walk(mods, (module, None, name))
+    files = [f for f, _ in visits]
     again = Counter(files) - Counter(set(files))
-    print(f"{len(files)} file visits, {len(set(files))} files, {sum(again.values())} re-entries")
+    by_call = Counter(f for i, (f, call) in enumerate(visits) if call and f in files[:i])
+    print(f"{len(files)} file visits, {len(set(files))} files, {sum(again.values())} re-entries "
+          f"({sum(by_call.values())} by a call into a file already read, the rest returning to a caller)")
     for f, n in again.most_common():
-        print(f"  {f}: {n}")
+        print(f"  {f}: {n} ({by_call[f]} by a call)")
     return 0
 
 

@@ -80,7 +80,7 @@ def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
 def test_walk_counts_each_return_to_a_file_already_read(tmp_path):
     """scripts/walk.py: from a.run a reader reads b.helper (`from .b import`) and comes back to a, reads c.Model's
     __init__ (a constructor call) and back, its forward (calling the typed local) and from there b.other
-    (`module.name`), back to c, back to a: nine file visits of three files, six re-entries."""
+    (`module.name`), back to c, back to a: nine file visits of three files, six re-entries, two of them by a call."""
     import importlib.util
     import sys
 
@@ -97,6 +97,8 @@ def test_walk_counts_each_return_to_a_file_already_read(tmp_path):
     sys.modules["walk"] = walk
     spec.loader.exec_module(walk)
     mods = walk.load_modules(pkg)
-    files = walk.walk(mods, ("pkg.a", None, "run"))
-    assert files == ["pkg/a.py", "pkg/b.py", "pkg/a.py", "pkg/c.py", "pkg/a.py", "pkg/c.py", "pkg/b.py", "pkg/c.py",
-                     "pkg/a.py"]
+    visits = walk.walk(mods, ("pkg.a", None, "run"))
+    assert [f for f, _ in visits] == ["pkg/a.py", "pkg/b.py", "pkg/a.py", "pkg/c.py", "pkg/a.py", "pkg/c.py",
+                                      "pkg/b.py", "pkg/c.py", "pkg/a.py"]
+    # the two re-entries by a call (c's forward, b.other); the other four return to a caller
+    assert [call for _, call in visits] == [True, True, False, True, False, True, True, False, False]

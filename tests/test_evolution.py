@@ -251,7 +251,8 @@ def test_split_preserves_the_outputs_where_it_says_it_is_exact(text, cl, aggrega
     """Issue 22: split every cluster of evolved-looking and dense graphs. Where `split_inexact_reason` is None
     every pass-2 cluster output is preserved to float rounding (f2_p' + f2_c = f2_p), and the logits too (up to
     LayerNorm's eps: the OL's mean has one more cluster); every split of a dense feedforward start is exact;
-    the inexact ones do change the function (the check is not vacuous)."""
+    the inexact ones do change the function (the check is not vacuous). The op reports its own answer
+    (`Change.inexact`), which the policy logs."""
     exact, inexact = [], []
     for m, x in _split_cases(text, cl, aggregate):
         dense, before = not any(e.kind != "feedforward" for e in m.graph.edges.values()), _reference(m, x)
@@ -263,6 +264,7 @@ def test_split_preserves_the_outputs_where_it_says_it_is_exact(text, cl, aggrega
             assert why is None or not dense, (p, why)
             err, logit_err, logit_err0, ch = split_error(m, x, p, list(range(size // 2)), before)
             assert set(m.graph.edges) <= set(ch.graph.edges)  # wiring kept
+            assert ch.inexact == why  # the event log's "exact"/"not exact: ..." reads the op's own answer
             if why is None:
                 assert err < 1e-5 and logit_err0 < 1e-5 and logit_err < 1e-2, (p, err, logit_err0, logit_err)
                 exact.append(err)

@@ -291,3 +291,20 @@ def test_bad_images_are_refused(bad, message):
 def test_bad_model_options_are_refused(kw, message):
     with pytest.raises(ValueError, match=message):
         LuminaNet(Graph.initial(12, 4), d_in=256, d_hidden=8, n_out=10, **kw)
+
+
+@pytest.mark.parametrize("executor_name", ["fast", "reference"])
+def test_forward_with_a_trace_is_the_plain_forward_and_records_every_cluster(executor_name):
+    """`model(x, trace=t)` (evolution's probe) gives the logits of `model(x)` and records each cluster's
+    pass-2 output and hidden activity, as the executor called directly does."""
+    m = image_model(random_graph(seed=3))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    trace: dict = {}  # a trace keeps gradients (dL/ds): no torch.no_grad here
+    plain, traced = m(x, executor=executor_name), m(x, executor=executor_name, trace=trace)
+    run = executor.forward_fast if executor_name == "fast" else forward_reference
+    direct: dict = {}
+    run(m, m.encode_inputs(x), trace=direct)
+    assert torch.equal(plain, traced)
+    assert sorted(trace) == sorted(direct) == m.graph.ids
+    for i in m.graph.ids:
+        assert torch.equal(trace[i]["f2"], direct[i]["f2"]) and torch.equal(trace[i]["h2"], direct[i]["h2"])

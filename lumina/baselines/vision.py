@@ -182,8 +182,9 @@ BASELINES: tuple[str, ...] = tuple(_REGISTRY)
 # x1.03-1.17 for LeNet-5 (two runs), nothing for ResNet-18 (x0.99: it stays NCHW); the patch-based MLP and
 # transformer models have one convolution (the patch embedding) and nothing to gain. Rejected, measured on this AMD EPYC (AVX2, no
 # AVX-512 BF16) with 1 thread: bf16 autocast (`amp=True`) made a training step 4.4x slower for LeNet-5 and 18x
-# slower for AlexNet (no native bf16 kernels: emulated), torch.compile x0.87 for AlexNet (and ~2 min of
-# compilation at every process start). On a GPU `amp=True` is the fast path (`published.gpu_runs`).
+# slower for AlexNet (no native bf16 kernels: emulated), torch.compile x0.87 for AlexNet, x1.00 for DeiT-Tiny,
+# x0.98 for ResMLP and x0.91 for MLP-Mixer (`--try compile`, CPU time; and ~2 min of compilation at every
+# process start). On a GPU `amp=True` is the fast path (`published.gpu_runs`).
 FAST_PATH: dict[str, dict] = {name: ({"channels_last": True} if name in ("lenet5", "alexnet", "mobilevit") else {})
                               for name in _REGISTRY}
 

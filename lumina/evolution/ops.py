@@ -75,6 +75,7 @@ class Change:
     lineage: dict[str, tuple[str, torch.Tensor | None]] = field(default_factory=dict)
     origin: Params | None = None  # the parameters the event started from (survivors are these objects)
     edges: list[tuple[int, int]] = field(default_factory=list)  # split: the edges the child inherited
+    inexact: str | None = None  # split: why it changes some pass-2 output (`split_inexact_reason`); None: exact
 
 
 def _check_cluster(graph: Graph, cid: int) -> None:
@@ -125,7 +126,7 @@ def split(graph: Graph, params: Params, cid: int, child_neurons: list[int], step
     own). The child inherits every in- and out-edge of the parent (self-loops become parent<->child edges plus
     a self-loop on each), over the in-degree cap if need be, and each cluster that gains an in-edge has its
     in-edge gates rescaled for `aggregate` (module docstring), so the split is exact where
-    `split_inexact_reason` says it is. `Change.edges` lists the inherited edges.
+    `split_inexact_reason` says it is (`Change.inexact` holds its answer). `Change.edges` lists the inherited edges.
     `max_in_degree` > 0: the v2 split (edges into a cluster at that in-degree not copied, no rescaling)."""
     _check_cluster(graph, cid)
     m = graph.clusters[cid].size
@@ -167,7 +168,8 @@ def split(graph: Graph, params: Params, cid: int, child_neurons: list[int], step
     for (a, b), (s, d) in inherited:
         P[ekey(a, b)] = P[ekey(s, d)].detach().clone()  # the copy of the (rescaled) edge
         lin[ekey(a, b)] = (ekey(s, d), None)
-    return Change(g, P, lin, origin=params, edges=[ab for ab, _ in inherited])
+    why = "v2 split" if max_in_degree else split_inexact_reason(graph, cid, aggregate)
+    return Change(g, P, lin, origin=params, edges=[ab for ab, _ in inherited], inexact=why)
 
 
 def inherited_edges(graph: Graph, parent: int, child: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:

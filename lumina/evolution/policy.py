@@ -45,7 +45,6 @@ import torch
 import torch.nn.functional as F
 
 from ..config import EvolutionConfig
-from ..executor import forward_fast
 from ..model import LuminaNet
 from ..naming import ckey, ekey
 from ..topology import edge_kind, is_feedforward
@@ -81,13 +80,16 @@ def s2_grad(entry: dict) -> torch.Tensor:
 
 
 class EvolutionPolicy:
-    def __init__(self, cfg: EvolutionConfig, seed: int):
+    def __init__(self, cfg: EvolutionConfig, seed: int, state: dict | None = None):
+        """A fresh policy, or the one a checkpoint stored (`state`, from `state_dict`)."""
         self.cfg = cfg
         self.rng = random.Random(f"evolution-{seed}")  # evolution's own stream
         self.gen = torch.Generator().manual_seed(seed + 7919)  # initialises new neurons
         self.load: dict[int, float] = {}
         self.events: list[Event] = []
         self._change: ops.Change | None = None  # the event being composed (inside `evolve` only)
+        if state:
+            self.load_state_dict(state)
 
     # ---- state (for checkpoints) ---------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -124,8 +126,7 @@ class EvolutionPolicy:
         c = self.cfg
         trace: dict = {}
         model.zero_grad(set_to_none=True)
-        f2 = forward_fast(model, model.encode_inputs(probe_x), trace=trace)
-        loss_fn(model.readout(f2), probe_y).backward()
+        loss_fn(model(probe_x, trace=trace), probe_y).backward()
         model.zero_grad(set_to_none=True)  # the probe's gradients are not a training step
 
         base = model.params_dict()
@@ -264,8 +265,9 @@ class EvolutionPolicy:
             m = g.clusters[i].size
             moved = self.rng.sample(range(m), m // 2)
             cap = 0 if c.split_keep_wiring else c.max_in_degree
-            why = ops.split_inexact_reason(g, i, model.aggregate) if not cap else "v2 split"
-            self._apply(ops.split(g, self._change.params, i, moved, step, aggregate=model.aggregate, max_in_degree=cap))
+            new = ops.split(g, self._change.params, i, moved, step, aggregate=model.aggregate, max_in_degree=cap)
+            self._apply(new)
+            why = new.inexact
             child = self._change.graph.next_id - 1
             self.load[child] = self.load.get(i, 0.0)
             self._log(step, "split", [i, child], f"size {m} > m_max={c.m_max}; " + ("exact" if why is None else
