@@ -16,7 +16,7 @@ from . import compare, paper, stats
 from .analysis import seed_convergence
 from .baselines import build_baseline
 from .paths import ROOT
-from .published import (WIDTH_EPOCHS, ablation_runs, cifar10_runs, cifar10_short_runs, cifar10_v3_choice, cifar10_v3_choice_runs, cifar10_v3_controls,
+from .published import (WIDTH_EPOCHS, ablation_runs, cifar10_parity_runs, cifar10_runs, cifar10_short_runs, cifar10_v3_choice, cifar10_v3_choice_runs, cifar10_v3_controls,
                         cifar10_v3_budget_runs, cifar10_v3_readout_runs, cifar10_v3_table5, text_scaling_runs, text_v3_claims, text_v3_runs, text_v3_seed1, text_v3_sensitivity, text_v3_width_runs, tinystories_controls,
                         tinystories_runs, width_runs)
 from .results import artifacts, load_measured, load_result, load_unigram, references_or_load
@@ -135,6 +135,40 @@ def cifar10_short_table(profile: str = "full") -> list[dict]:
                      "top-5 (%)": mean("test_top5"), "parameters": rs[0]["n_params"],
                      "training (h, one thread)": sum(r["train_s"] for r in rs) / 3600})
     return rows
+
+
+def fast_path_parity(profile: str = "full") -> list[dict]:
+    """Does the CPU fast path (`lumina.baselines.vision.FAST_PATH`) learn what float32 learns? Per model of
+    `cifar10_parity_runs` with all three runs stored (1 epoch: float32 and the fast path from seed 0, the fast path
+    from seed 1). The rule, fixed before the runs: the paths agree when their top-1 difference d (same seed) is
+    within seed noise, |d| <= 2 |s|, where s is the fast path's seed-0 minus seed-1 difference (two runs that differ
+    only in the seed differ by sd sqrt(2) sigma, and |s| estimates that from one pair: a rough bound, stated as
+    such), or when the paired bootstrap interval of d over the test images contains 0."""
+    rows = []
+    for name, cfgs in cifar10_parity_runs(profile).items():
+        found = [load_result(c) for c in cfgs]
+        if any(r is None for r in found):
+            continue
+        f32, fast, _ = found
+        top1 = [r["metrics"]["test_top1"] for r in found]
+        d, s = top1[1] - top1[0], top1[1] - top1[2]
+        lo, hi = compare.paired_bootstrap(compare.hits([fast]), compare.hits([f32]))
+        rows.append({"model": name, "fast_path": {k: fast["config"]["train"][k] for k in ("amp", "channels_last")},
+                     "top1_float32_seed0": top1[0], "top1_fast_seed0": top1[1], "top1_fast_seed1": top1[2],
+                     "diff_fast_minus_float32": d, "seed_diff_fast": s, "diff_boot_ci95": [lo, hi],
+                     "agree": abs(d) <= 2 * abs(s) or lo <= 0 <= hi, "train_s_float32": f32["train_s"],
+                     "train_s_fast": fast["train_s"], "keys": [c.key() for c in cfgs]})
+    return rows
+
+
+def fast_path_parity_table(profile: str = "full") -> list[dict]:
+    """`fast_path_parity` as the book shows it."""
+    return [{"model": display_name(r["model"]), "fast path": ", ".join(k for k, v in r["fast_path"].items() if v),
+             "float32, seed 0 (%)": r["top1_float32_seed0"], "fast, seed 0 (%)": r["top1_fast_seed0"],
+             "fast, seed 1 (%)": r["top1_fast_seed1"], "fast - float32": r["diff_fast_minus_float32"],
+             "95% interval (images)": _ci(r["diff_boot_ci95"]), "seed noise |s|": abs(r["seed_diff_fast"]),
+             "epoch (min), float32 / fast": f"{r['train_s_float32'] / 60:.1f} / {r['train_s_fast'] / 60:.1f}",
+             "verdict": "agree" if r["agree"] else "differ"} for r in fast_path_parity(profile)]
 
 
 def evolution_worth(profile: str = "full") -> list[dict]:

@@ -97,3 +97,42 @@ def test_parity_runs_differ_only_in_the_path_or_the_seed():
         assert f32.train.epochs == fast.train.epochs == 1.0 and f32.train.seed == fast.train.seed == 0
         assert not f32.train.channels_last and fast.train.channels_last and fast1.train.seed == 1
         assert (f32.non_default()["train"] | {"channels_last": True}) == fast.non_default()["train"]
+
+
+def test_parity_rule_agrees_within_seed_noise_or_the_bootstrap_and_waits_for_all_three_runs(tmp_path, monkeypatch):
+    """`verdicts.fast_path_parity`: a model counts only with its three runs stored; the paths agree when
+    |fast - float32| <= 2 |seed difference| or the paired bootstrap over images covers 0, and differ otherwise."""
+    import numpy as np
+
+    from lumina.metrics import pack_bits
+    from lumina.verdicts import fast_path_parity, fast_path_parity_table
+
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+    rng = np.random.default_rng(0)
+
+    def store(cfg, correct: np.ndarray):
+        d = result_dir(cfg)
+        d.mkdir(parents=True, exist_ok=True)
+        r = {"config": cfg.to_dict(), "metrics": {"test_top1": 100.0 * correct.mean()}, "train_s": 600.0,
+             "test_correct": pack_bits(torch.from_numpy(correct))}
+        (d / "result.json").write_text(json.dumps(r))
+
+    base = rng.random(10_000) < 0.5
+    flip = lambda a, n: np.where(np.arange(a.size) < n, ~a, a)  # noqa: E731
+    runs = cifar10_parity_runs("full")
+    (a32, afast, afast1), (m32, mfast, mfast1) = runs["alexnet"], runs["mobilevit"]
+    assert fast_path_parity("full") == []
+    # AlexNet: the fast path loses the ~300 images it got right among the first 600 (~3 points); seed noise ~0.05 points
+    store(a32, base), store(afast, base & (np.arange(10_000) >= 600)), store(afast1, base & (np.arange(10_000) >= 610))
+    assert [r["model"] for r in fast_path_parity("full")] == ["alexnet"]
+    # MobileViT: the same accuracy, other images (a bootstrap interval around 0)
+    store(m32, base), store(mfast, flip(base, 200)), store(mfast1, flip(base, 201))
+    rows = {r["model"]: r for r in fast_path_parity("full")}
+    a = rows["alexnet"]
+    assert a["diff_fast_minus_float32"] == pytest.approx(-base[:600].sum() / 100, abs=1e-9) and not a["agree"]
+    assert a["diff_boot_ci95"][1] < 0
+    m = rows["mobilevit"]
+    lo, hi = m["diff_boot_ci95"]
+    assert m["agree"] and lo <= 0 <= hi
+    table = {r["model"]: r["verdict"] for r in fast_path_parity_table("full")}
+    assert table == {"AlexNet": "differ", "MobileViT": "agree"}
