@@ -188,7 +188,7 @@ class _Groups:
 
     def group(self, G: int, E: torch.Tensor, S: torch.Tensor | None, keep: list | None = None) -> torch.Tensor:
         p = self.p
-        pre = E if S is None else E + torch.bmm(norm_message(self.model, S), p[f"G{G}_ut"])  # padding stays 0
+        pre = E if S is None else torch.baddbmm(E, norm_message(self.model, S), p[f"G{G}_ut"])  # E + s U^T; padding stays 0
         H = F.gelu(pre)
         if keep is not None:
             keep.append(H)

@@ -18,6 +18,9 @@ Parameters outside the clusters (token table, OL) are the same objects before an
 """
 from __future__ import annotations
 
+import logging
+import warnings
+
 import torch
 from torch import nn
 
@@ -33,6 +36,49 @@ def param_groups(named: dict[str, nn.Parameter], weight_decay: float) -> list[di
     decay = [p for n, p in named.items() if not is_no_decay(n, p)]
     no_decay = [p for n, p in named.items() if is_no_decay(n, p)]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _adamw_(p, g, m, v, bc1, bc2, lr, b1, b2, eps, wd) -> None:
+    """One AdamW step of flat tensors in place, with per-element bias corrections. The hyperparameters are
+    floats (eager) or 0-d tensors (compiled: a new learning rate is then not a new graph)."""
+    bc1.mul_(b1).add_(1 - b1)  # 1 - β^t, one step further, per element
+    bc2.mul_(b2).add_(1 - b2)
+    m.lerp_(g, 1 - b1)
+    v.mul_(b2).addcmul_(g, g * (1 - b2))
+    p.mul_(1 - lr * wd).sub_(lr * (m / bc1) / ((v / bc2).sqrt() + eps))  # p -= lr m̂ / (sqrt(v̂) + eps)
+
+
+def _adamw_eager_(p, g, m, v, bc1, bc2, lr, b1, b2, eps, wd) -> None:
+    """The same step in as few eager passes as it takes, with no temporaries (`g` is overwritten)."""
+    bc1.mul_(b1).add_(1 - b1)
+    bc2.mul_(b2).add_(1 - b2)
+    m.lerp_(g, 1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    if wd:
+        p.mul_(1 - lr * wd)
+    torch.div(v, bc2, out=g).sqrt_().add_(eps).mul_(bc1)  # (sqrt(v̂) + eps) bc1: m / g = m̂ / (sqrt(v̂) + eps)
+    p.addcdiv_(m, g, value=-lr)
+
+
+# Eager, a step is 13 passes over every parameter: on one CPU thread about a fifth of a training step of an
+# evolved network (`python -m benchmarks executor`). Compiled (inductor, one size-generic graph, since evolution
+# changes the sizes) it is one pass. Where no compiler works, the eager step runs, after one warning.
+FUSED = {"on": True, "fn": None}
+
+
+def adamw_update(p, g, m, v, bc1, bc2, lr: float, b1: float, b2: float, eps: float, wd: float) -> None:
+    if FUSED["on"]:
+        if FUSED["fn"] is None:
+            # inductor's C++ build logs a warning on every CPU-only machine that has no CUDA toolkit
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            FUSED["fn"] = torch.compile(_adamw_, dynamic=True)
+        h = torch.tensor([lr, b1, b2, eps, wd], dtype=p.dtype, device=p.device).unbind()
+        try:
+            return FUSED["fn"](p, g, m, v, bc1, bc2, *h)
+        except Exception as err:  # no C++ compiler, an unsupported device: the same step, eager
+            FUSED["on"] = False
+            warnings.warn(f"EvolvingAdamW takes eager steps (torch.compile failed: {type(err).__name__}: {err})")
+    _adamw_eager_(p, g, m, v, bc1, bc2, lr, b1, b2, eps, wd)
 
 
 class EvolvingAdamW(torch.optim.Optimizer):
@@ -58,21 +104,14 @@ class EvolvingAdamW(torch.optim.Optimizer):
             ps = [p for p in group["params"] if p.grad is not None]  # a tensor without a gradient does not step
             if not ps:
                 continue
-            p, (m, v, bc1, bc2), (g, denom) = self._flat(n, ps)
+            p, (m, v, bc1, bc2), g = self._flat(n, ps)
             torch.cat([q.grad.reshape(-1) for q in ps], out=g)
             (b1, b2), lr, eps, wd = group["betas"], group["lr"], group["eps"], group["weight_decay"]
-            for bc, b in ((bc1, b1), (bc2, b2)):  # 1 - β^t, one step further, per element
-                bc.mul_(b).add_(1 - b)
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            if wd:
-                p.mul_(1 - lr * wd)
-            torch.div(v, bc2, out=denom).sqrt_().add_(eps).mul_(bc1)  # (sqrt(v̂) + eps) bc1: m / denom = m̂ / (sqrt(v̂) + eps)
-            p.addcdiv_(m, denom, value=-lr)  # p -= lr m̂ / (sqrt(v̂) + eps)
+            adamw_update(p, g, m, v, bc1, bc2, lr, b1, b2, eps, wd)
         return None
 
-    def _flat(self, n: int, ps: list) -> tuple[torch.Tensor, list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """(parameters, [state per STATE key], two work tensors) of group n's tensors `ps` as flat tensors, of
+    def _flat(self, n: int, ps: list) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(parameters, [state per STATE key], a gradient buffer) of group n's tensors `ps` as flat tensors, of
         which `ps` and their state are views. Made again when any of them was replaced since: other tensors
         have gradients, a parameter's data was swapped, or state was installed (`install_state`,
         `restore_state`)."""
@@ -90,8 +129,8 @@ class EvolvingAdamW(torch.optim.Optimizer):
         for j, q in enumerate(ps):
             q.data = views[0][j].view_as(q)
             self.state[q] = {k: views[1 + s][j].view_as(q) for s, k in enumerate(STATE)}
-        work = (torch.empty_like(flats[0]), torch.empty_like(flats[0]))  # kept: a fresh tensor this large is
-        #                                                                   fresh pages from the OS, every step
+        work = torch.empty_like(flats[0])  # the gradients; kept: a fresh tensor this large is fresh pages from
+        #                                    the OS, every step
         self._flats[n] = (list(ps), [q.data_ptr() for q in ps], [self.state[q] for q in ps], (flats[0], flats[1:], work))
         return self._flats[n][3]
 

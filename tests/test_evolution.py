@@ -362,6 +362,53 @@ def test_evolving_adamw_is_adamw_without_evolution():
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), n
 
 
+def _flat_state(n=1000, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    p, g, m = (torch.randn(n, generator=gen) for _ in range(3))
+    v = torch.rand(n, generator=gen)
+    bc1, bc2 = torch.rand(n, generator=gen), torch.rand(n, generator=gen) * 0.1
+    bc1[:10] = bc2[:10] = 0  # never stepped
+    m[:10] = v[:10] = 0
+    return [p, g, m, v, bc1, bc2]
+
+
+def test_compiled_adamw_step_equals_the_eager_step_and_adamw_by_hand():
+    """The fused (compiled) step, the eager step and AdamW written out per element give the same numbers,
+    across sizes (evolution changes them) and learning rates (the schedule changes them every step)."""
+    from lumina import optim
+    assert optim.FUSED["on"]
+    for n, lr in ((1000, 1e-3), (37, 3e-2), (5000, 2e-4)):
+        fused, eager = _flat_state(n), _flat_state(n)
+        p, g, m, v, bc1, bc2 = (t.double() for t in _flat_state(n))
+        hyper = (lr, 0.9, 0.999, 1e-8, 0.05)
+        optim.adamw_update(*fused, *hyper)
+        optim._adamw_eager_(*eager, *hyper)
+        bc1, bc2 = 0.9 * bc1 + 0.1, 0.999 * bc2 + 0.001
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        p = p * (1 - lr * 0.05) - lr * (m / bc1) / ((v / bc2).sqrt() + 1e-8)
+        for name, a, b, want in (("p", fused[0], eager[0], p), ("exp_avg", fused[2], eager[2], m),
+                                 ("exp_avg_sq", fused[3], eager[3], v), ("bc1", fused[4], eager[4], bc1)):
+            assert torch.allclose(a.double(), want, rtol=1e-5, atol=1e-7), name
+            assert torch.allclose(b.double(), want, rtol=1e-5, atol=1e-7), name
+    assert optim.FUSED["on"]  # no fallback was needed
+
+
+def test_adamw_falls_back_to_the_eager_step_with_one_warning_when_compiling_fails(monkeypatch):
+    from lumina import optim
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setitem(optim.FUSED, "fn", broken)
+    monkeypatch.setitem(optim.FUSED, "on", True)
+    got, want = _flat_state(), _flat_state()
+    with pytest.warns(UserWarning, match="eager steps.*no C\\+\\+ compiler"):
+        optim.adamw_update(*got, 1e-3, 0.9, 0.999, 1e-8, 0.05)
+    optim._adamw_eager_(*want, 1e-3, 0.9, 0.999, 1e-8, 0.05)
+    assert all(torch.equal(a, b) for a, b in zip(got[2:], want[2:])) and torch.equal(got[0], want[0])
+    assert not optim.FUSED["on"]
+
+
 def test_evolving_adamw_steps_the_state_and_gradients_it_has_now():
     """The update runs on flat tensors of which the parameters and their state are views: state installed
     between two steps (as a restore does) is the state the next step uses, and a tensor without a gradient in
