@@ -186,6 +186,11 @@ def test_short_budget_claims_wait_for_their_runs_and_read_each_claims_direction(
            "lr 0.002 (not tuned" in rows["cifar10.gap_alexnet"]["comparison"]
     assert {rows[k]["verdict"] for k in ("cifar10.beats_mlp_vit", "cifar10.top5_mobilevit", "cifar10.top5_resnet18")} == \
         {"not tested here"}
+    put(short["resmlp"][0], 60.0, 95.0, [1, 1, 1, 0, 0], [1, 1, 1, 1, 0])  # level with LuminaNet: undecided
+    assert verdicts.cifar10_short("full")[1]["verdict"] == "not tested here"  # MLP-Mixer or DeiT-Tiny could fail it
+    put(short["mlp_mixer"][0], 70.0, 96.0, [1, 1, 1, 1, 0], [1, 1, 1, 1, 1])  # above LuminaNet: fails, DeiT or not
+    row = {r["claim"].id: r for r in verdicts.cifar10_short("full")}["cifar10.beats_mlp_vit"]
+    assert row["verdict"] == "not reproduced" and "MLP-Mixer -10.00" in row["ours"] and "DeiT-Tiny not run yet" in row["ours"]
     put(short["resnet18"][0], 70.0, 99.0, [1, 1, 1, 1, 0], [1, 1, 1, 1, 1])  # top-5: ResNet-18 above, as claimed
     put(short["mobilevit"][0], 50.0, 99.0, [1, 1, 1, 0, 0], [1, 1, 1, 1, 1])  # top-5: MobileViT above: not as claimed
     put(short["mlp_mixer"][0], 40.0, 90.0, [1, 1, 0, 0, 0], [1, 1, 1, 0, 0])
