@@ -29,7 +29,7 @@ from .config import ExperimentConfig
 from .evolution.policy import EVENT_OPS, EvolutionPolicy
 from .model import LuminaNet
 from .naming import is_module_key
-from .optim import carry_over, make_optimizer, named_state, restore_state, state_tensors
+from .optim import FUSED, carry_over, make_optimizer, named_state, restore_state, state_tensors
 from .provenance import provenance
 
 
@@ -201,7 +201,8 @@ class _Training:
             "loss_by_position": s.get("by_pos"),  # text: the final evaluation's mean loss at each position
             "history": s["history"],
             "provenance": provenance(s["train_s"], self.device) | {
-                "fast_path": {"amp": self.t.amp, "channels_last": self.t.channels_last}},
+                "fast_path": {"amp": self.t.amp, "channels_last": self.t.channels_last}}
+            | ({"optimizer_step": "compiled" if FUSED["on"] else "eager"} if self.is_lumina else {}),
         }
         events = [e.to_dict() for e in self.policy.events] if self.policy else []
         if self.is_lumina:

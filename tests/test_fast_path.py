@@ -63,6 +63,7 @@ def test_fast_path_resumes_exactly(tmp_path):
     for (n, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(p, q), n
     assert resumed.result["provenance"]["fast_path"] == {"amp": False, "channels_last": True}
+    assert "optimizer_step" not in resumed.result["provenance"]  # a baseline steps torch's fused AdamW
 
 
 def test_channels_last_is_for_image_baselines():

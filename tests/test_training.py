@@ -127,6 +127,7 @@ def test_train_or_load_stores_and_reuses_with_provenance():
     stored = load_result(cfg)
     for k in ("git_commit", "versions", "hardware", "wall_s", "date"):
         assert k in stored["provenance"]
+    assert stored["provenance"]["optimizer_step"] == "compiled"  # EvolvingAdamW's update, one fused pass
     assert stored["config"] == cfg.to_dict() and stored["key"] == cfg.key() and stored == r
     lines.clear()
     assert train_or_load(cfg, log=lines.append)["history"] == r["history"]  # loaded, not retrained
