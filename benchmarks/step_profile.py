@@ -3,7 +3,8 @@
     python -m benchmarks.step_profile [--threads 1]      # about 20 seconds
 
 Two measurements of the same step (the `flops_rate` network and batch):
-  - phases, timed without the profiler: forward, backward and the optimizer update (median of `--reps`);
+  - phases, timed without the profiler: forward, backward and the optimizer update (median of `--reps`), the
+    update also run eager on the same gradients, side by side (it trains compiled: `lumina.optim.FUSED`);
   - forward + backward under `torch.profiler`: every event's self CPU time summed by kind (KINDS, the other
     operators, the autograd engine's own events), and how many operators one step dispatches: what a step of
     many small batched products costs beyond its arithmetic.
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from lumina.optim import make_optimizer
+from lumina.optim import FUSED, make_optimizer
 
 from .common import evolved_like, step_args, write_json
 
@@ -49,7 +50,8 @@ def main(argv=None):
     def fwd():
         return F.cross_entropy(m(x, "fast"), y)
 
-    phases = {"forward": [], "backward": [], "optimizer": []}
+    phases = {"forward": [], "backward": [], "optimizer": []}  # the optimizer's update compiled (as trained)
+    eager = []  # ... and eager (`lumina.optim.FUSED`), for the ratio
     for rep in range(3 + a.reps):  # 3 untimed
         t0 = time.perf_counter()
         loss = fwd()
@@ -59,10 +61,16 @@ def main(argv=None):
         t2 = time.perf_counter()
         opt.step()
         t3 = time.perf_counter()
+        FUSED["on"] = False  # the same update again, eager, on the same gradients: side by side
+        opt.step()
+        FUSED["on"] = True
+        t4 = time.perf_counter()
         if rep >= 3:
             for k, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2)):
                 phases[k].append(dt)
+            eager.append(t4 - t3)
     ms = {k: 1e3 * statistics.median(v) for k, v in phases.items()}
+    eager_ms = 1e3 * statistics.median(eager)
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(a.reps):
@@ -76,11 +84,14 @@ def main(argv=None):
     kinds = [{"kind": k, "share": by_kind.get(k, 0.0) / total} for k in (*KINDS, OTHER, AUTOGRAD)]
     step = sum(ms.values())
     print(f"step {step:.1f} ms: " + ", ".join(f"{k} {v:.1f} ms ({100 * v / step:.0f}%)" for k, v in ms.items()))
+    slower = (step - ms["optimizer"] + eager_ms) / step
+    print(f"optimizer update compiled {ms['optimizer']:.1f} ms, eager {eager_ms:.1f} ms: "
+          f"{eager_ms / ms['optimizer']:.1f}x; a step with the eager update takes {slower:.2f}x as long")
     print(f"{n_ops / a.reps:.0f} operators per forward + backward; their self CPU time by kind:")
     for r in kinds:
         print(f"  {r['kind']:<48} {100 * r['share']:5.1f}%")
     write_json("step_profile.json", threads=a.threads, batch=a.batch, network="evolved-like 48 NCs, d_hidden 64",
-               phases_ms=ms, ops_per_step=n_ops / a.reps, kinds=kinds)
+               phases_ms=ms, optimizer_eager_ms=eager_ms, ops_per_step=n_ops / a.reps, kinds=kinds)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ def param_groups(named: dict[str, nn.Parameter], weight_decay: float) -> list[di
 
 
 def _adamw_(p, g, m, v, bc1, bc2, lr, b1, b2, eps, wd) -> None:
-    """One AdamW step of flat tensors in place, with per-element bias corrections. The hyperparameters are
-    floats (eager) or 0-d tensors (compiled: a new learning rate is then not a new graph)."""
+    """One AdamW step of flat tensors in place, with per-element bias corrections, written to be compiled: the
+    hyperparameters are 0-d tensors, so that a new learning rate is not a new graph."""
     bc1.mul_(b1).add_(1 - b1)  # 1 - β^t, one step further, per element
     bc2.mul_(b2).add_(1 - b2)
     m.lerp_(g, 1 - b1)
@@ -60,9 +60,9 @@ def _adamw_eager_(p, g, m, v, bc1, bc2, lr, b1, b2, eps, wd) -> None:
     p.addcdiv_(m, g, value=-lr)
 
 
-# Eager, a step is 13 passes over every parameter: on one CPU thread about a fifth of a training step of an
-# evolved network (`python -m benchmarks executor`). Compiled (inductor, one size-generic graph, since evolution
-# changes the sizes) it is one pass. Where no compiler works, the eager step runs, after one warning.
+# Eager, a step is 13 passes over every parameter: on one CPU thread up to a fifth of a training step of an
+# evolved network (`python -m benchmarks step_profile` times both). Compiled (inductor; one size-generic graph,
+# since evolution changes the sizes) it is one pass. Where no compiler works the eager step runs, after one warning.
 FUSED = {"on": True, "fn": None}
 
 

@@ -355,6 +355,9 @@ def test_step_profile_partitions_the_step(tmp_path, monkeypatch):
     assert sum(shares.values()) == pytest.approx(1.0) and shares["matrix products"] > 0.05
     assert step_profile.kind("aten::bmm") == "matrix products" and step_profile.kind("AccumulateGrad") == step_profile.AUTOGRAD
     assert got["ops_per_step"] > 100
+    assert got["optimizer_eager_ms"] > 0  # the eager update, timed beside the compiled one
+    from lumina.optim import FUSED
+    assert FUSED["on"]  # and the benchmark leaves the process training compiled
 
 
 def test_evolution_event_times_the_stored_network_beside_its_steps(tmp_path, monkeypatch):
