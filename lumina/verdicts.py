@@ -111,11 +111,11 @@ def cifar10_short(profile: str = "full") -> list[dict]:
         verdict = ("not reproduced" if "not reproduced" in verdicts else
                    "reproduced" if all(v == "reproduced" for v in verdicts) else "inconclusive")
         unit = "top-1" if metric == "test_top1" else "top-5"
-        ours = "; ".join([f"{display_name(m)} {g['gap']:+.2f}" for m, g in gaps.items()] +
-                         [f"{display_name(m)} not run yet" for m in missing])
+        ours = "; ".join(f"{display_name(m)} {g['gap']:+.2f}" for m, g in gaps.items())
+        later = f"; not run yet: {', '.join(map(display_name, missing))}" if missing else ""
         r = got[stored[0]][0]
         rows.append({"claim": c, "paper": shown, "ours": f"{ours} points ({unit}, {'LuminaNet' if sign > 0 else 'them'} "
-                                                      f"minus {'them' if sign > 0 else 'LuminaNet'})",
+                                                      f"minus {'them' if sign > 0 else 'LuminaNet'}){later}",
                      "interval": "; ".join(f"{display_name(m)} images {_ci(g['boot_ci'])}" for m, g in gaps.items()),
                      "comparison": f"at {r['epochs_done']:.0f} epochs each (the paper trains 200), LuminaNet {len(lum)} seeds "
                                    f"at its chosen lr {lum[0]['config']['train']['lr']:g}, "
