@@ -12,7 +12,8 @@ epoch, ~1 min), lm_compare (LuminaNet vs GPT-2 compute and memory, ~1 min per wi
 evolution overhead of the stored runs, instant), baseline_epochs (float32 and fast-path CPU minutes per epoch
 of every CIFAR-10 baseline, ~6 min), baseline_epochs_parity (1-epoch accuracy of float32 against the fast
 path, from stored runs, instant), text_speed (training throughput and generation time of the text variants
-against GPT-2, ~2 min).
+against GPT-2, ~2 min). On a GPU machine only, and only when named: gpu_epochs (seconds per epoch of every model
+of the `gpu` run set on the device, and the set's total, ~2 min on one H200).
 Ratios are measured side by side in one process, so they hold on a busy machine better than absolute times.
 The epoch, evolution_event and baseline_epochs parts read CIFAR-10 from LUMINA_DATA; without it they stop with
 one `error:` line.
@@ -45,6 +46,7 @@ def run_summaries():
 
 PARTS = ("executor", "flops_rate", "step_profile", "evolution_event", "epoch", "lm_compare", "runs", "baseline_epochs", "baseline_epochs_parity",
          "text_speed")
+GPU_PARTS = ("gpu_epochs",)  # need a CUDA device: run only when named
 
 
 def main(args: list[str]) -> int:
@@ -56,9 +58,10 @@ def main(args: list[str]) -> int:
         return 0
     update = "--update" in args
     args = [a for a in args if a != "--update"]
-    unknown = [a for a in args if a not in PARTS]
+    unknown = [a for a in args if a not in PARTS + GPU_PARTS]
     if unknown:
-        print(f"error: unknown benchmark part(s) {unknown}; valid: {', '.join(PARTS)} (see --help)", file=sys.stderr)
+        print(f"error: unknown benchmark part(s) {unknown}; valid: {', '.join(PARTS + GPU_PARTS)} (see --help)",
+              file=sys.stderr)
         return 2
     from lumina.data import DataError
 

@@ -97,7 +97,10 @@ class Plan:
         self.order_index = [pos[i] for i in graph.ids]
         ids = graph.ids
         self.slot_index = torch.tensor([graph.clusters[i].slot for i in ids], device=dev)
-        self.slot_counts = torch.bincount(self.slot_index, minlength=graph.n_slots).to(torch.get_default_dtype())
+        per_slot = [0] * graph.n_slots
+        for i in ids:
+            per_slot[graph.clusters[i].slot] += 1
+        self.slot_counts = torch.tensor(per_slot, dtype=torch.get_default_dtype(), device=dev)
         self.graph = graph
 
     def flops_per_example(self) -> int:

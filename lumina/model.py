@@ -192,6 +192,14 @@ class LuminaNet(nn.Module):
         self._plan = Plan(graph, self)
         self.p = nn.ParameterDict({k: nn.Parameter(v) for k, v in self._plan.pack(params, self.device).items()})
 
+    def _apply(self, fn, recurse=True):
+        """`.to(device)`, `.cuda()`, ...: the packing plan's index and coefficient tensors are no parameters or
+        buffers, so the plan is rebuilt on the parameters' new device (else a GPU forward indexes with CPU tensors)."""
+        out = super()._apply(fn, recurse)
+        if hasattr(self, "_plan"):
+            self._plan = Plan(self.graph, self)
+        return out
+
     def params_dict(self) -> dict[str, torch.Tensor]:
         """Per-cluster and per-edge parameters as detached copies (what evolution ops work on)."""
         with torch.no_grad():

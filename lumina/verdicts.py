@@ -25,7 +25,7 @@ from .text import bucket_ppl
 from .tables import display_name, hardware
 
 LM_COMPARE = ROOT / "benchmarks" / "results" / "lm_compare.json"  # compute and memory of the text models
-GPU_COMMAND = "python -m lumina run-set gpu --profile paper   (about 10 minutes on one H200 by our estimate; not yet run)"
+GPU_COMMAND = "python -m lumina run-set gpu --profile paper   (one GPU; not yet run; its time: chapter 3)"
 
 
 def _loaded(cfgs) -> list[dict] | None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a prepared GPU run set on one CUDA machine and leave its results in results/ (then commit them).
 #
-#   bash scripts/gpu_run_set.sh [RUN_SET] [PROFILE]     # default: gpu paper (about 10 minutes on one H200, estimated)
+#   bash scripts/gpu_run_set.sh [RUN_SET] [PROFILE]     # default: gpu paper (about 42 minutes of training
+#                                                       # steps on one H200: `python -m benchmarks gpu_epochs`)
 #
 # What it does: a GPU smoke run first (seconds: the device path works), then every missing run of the set,
 # one after another (train or load: rerunning the script resumes from checkpoints), with data resident on

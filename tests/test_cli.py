@@ -360,6 +360,36 @@ def test_step_profile_partitions_the_step(tmp_path, monkeypatch):
     assert FUSED["on"]  # and the benchmark leaves the process training compiled
 
 
+def test_gpu_epochs_times_the_gpu_sets_models_and_sums_the_set(tmp_path, monkeypatch):
+    """`python -m benchmarks gpu_epochs`: each model of the `gpu` run set timed as its run would train it (here on
+    the CPU, the only device CI has), the set's minutes the sum of epoch × epochs over the models counted
+    (LuminaNet at its grown network's rate where a stored topology gives one); without CUDA, one `error:` line."""
+    import importlib
+
+    import torch
+
+    from lumina.published import gpu_runs
+
+    if not gpu_runs():
+        pytest.skip("the gpu run set needs the stored choice grid")
+    common = importlib.import_module("benchmarks.common")
+    bench = importlib.import_module("benchmarks.gpu_epochs")
+    monkeypatch.setitem(common.OUT, "dir", tmp_path)
+    bench.main(["--device", "cpu", "--steps", "1", "--models", "lenet5,luminanet"])
+    got = json.loads((tmp_path / "gpu_epochs.json").read_text())
+    rows = {r["model"]: r for r in got["rows"]}
+    assert "lenet5" in rows and any(r["arch"] == "luminanet" and not r["grown"] for r in got["rows"])
+    assert all(r["epoch_s"] == pytest.approx(r["step_ms"] / 1e3 * 390) and r["epochs"] == 30 for r in got["rows"])
+    grown = [r for r in got["rows"] if r["grown"]]
+    counted = [r for r in got["rows"] if r["arch"] != "luminanet" or r["grown"] or not grown]
+    assert got["set_minutes"] == pytest.approx(sum(r["epoch_s"] * r["epochs"] for r in counted) / 60)
+    if not torch.cuda.is_available():
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        p = subprocess.run([sys.executable, "-m", "benchmarks", "gpu_epochs"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert_user_error((p.returncode, p.stdout, p.stderr.splitlines()), "no CUDA device")
+
+
 def test_evolution_event_times_the_stored_network_beside_its_steps(tmp_path, monkeypatch):
     """`python -m benchmarks evolution_event` on the committed headline network: step, event and observe timed
     in one process, and the share they give is the stated formula of the three."""

@@ -275,6 +275,18 @@ def test_the_configured_device_reaches_every_tensor(device, tmp_path, monkeypatc
         assert torch.allclose(on_cpu(x), m.to("cpu")(x), atol=1e-5)
 
 
+def test_the_packing_plan_follows_the_network_to_another_device():
+    """`.to(device)` moves parameters and buffers; the plan's index and coefficient tensors (no parameters) must
+    follow, else the fast executor's first index_select on a GPU fails (it did, on an H200). The meta device
+    stands in for a GPU here: every plan tensor must end up where the parameters are."""
+    m = build_model(resolve("synthetic", "smoke", threads=1))
+    m.to("meta")
+    plan = m._plan
+    tensors = [*plan.slots, *plan.coef1, *plan.coef2, plan.slot_index, plan.slot_counts]
+    assert tensors and all(t.device.type == "meta" for t in tensors)
+    assert all(p.device.type == "meta" for p in m.parameters())
+
+
 def test_device_names_are_checked():
     assert resolve_device(resolve("synthetic", "smoke", device="cpu")) == torch.device("cpu")
     assert resolve_device(resolve("synthetic", "smoke")).type == ("cuda" if torch.cuda.is_available() else "cpu")

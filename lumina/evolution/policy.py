@@ -359,10 +359,10 @@ class _Signals:
         ids = sorted({x for e in edges for x in e})
         pos = {i: a for a, i in enumerate(ids)}
         mag = self.candidate_magnitudes(ids)  # [a, b]: edge ids[b] -> ids[a]
-        src = torch.tensor([pos[j] for j, _ in edges])
-        dst = torch.tensor([pos[i] for _, i in edges])
+        src = torch.tensor([pos[j] for j, _ in edges], device=mag.device)
+        dst = torch.tensor([pos[i] for _, i in edges], device=mag.device)
         gates = torch.stack([self.params[ekey(j, i)].reshape(()) for j, i in edges]).abs()
-        coef = torch.tensor([self.model.coef(self.n_in[i]) for _, i in edges], dtype=mag.dtype)
+        coef = torch.tensor([self.model.coef(self.n_in[i]) for _, i in edges], dtype=mag.dtype, device=mag.device)
         return dict(zip(edges, (mag[dst, src] * gates * coef).tolist()))
 
     @torch.no_grad()
