@@ -180,11 +180,15 @@ BASELINES: tuple[str, ...] = tuple(_REGISTRY)
 # (`python -m benchmarks baseline_epochs`, float32 and fast path side by side, one thread). channels_last (NHWC)
 # lets oneDNN run the convolutions without layout reorders: x1.19-1.42 for MobileViT, x1.02-1.10 for AlexNet,
 # x1.03-1.17 for LeNet-5 (two runs), nothing for ResNet-18 (x0.99: it stays NCHW); the patch-based MLP and
-# transformer models have one convolution (the patch embedding) and nothing to gain. Rejected, measured on this AMD EPYC (AVX2, no
+# transformer models have one convolution (the patch embedding) and nothing to gain. Rejected, measured on an AMD EPYC (AVX2, no
 # AVX-512 BF16) with 1 thread: bf16 autocast (`amp=True`) made a training step 4.4x slower for LeNet-5 and 18x
 # slower for AlexNet (no native bf16 kernels: emulated), torch.compile x0.87 for AlexNet, x1.00 for DeiT-Tiny,
 # x0.98 for ResMLP and x0.91 for MLP-Mixer (`--try compile`, CPU time; and ~2 min of compilation at every
-# process start). On a GPU `amp=True` is the fast path (`published.gpu_runs`).
+# process start). On a GPU `amp=True` is the fast path (`published.gpu_runs`). The CPU matters: on an AMD EPYC
+# with AVX-512 BF16 (native bf16 kernels), `--try bf16 --steps 2`, 1 thread, bf16 autocast against float32 was
+# x4.03 MLP-Mixer, x4.01 ResMLP, x2.27 DeiT-Tiny, x2.26 ResNet-18, x1.69 AlexNet, x1.14 MobileViT, x0.86 LeNet-5.
+# The published short-budget runs used the table below (float32 arithmetic); a bf16 entry chosen per CPU, with
+# its parity check, is not built yet.
 FAST_PATH: dict[str, dict] = {name: ({"channels_last": True} if name in ("lenet5", "alexnet", "mobilevit") else {})
                               for name in _REGISTRY}
 
