@@ -1,15 +1,16 @@
 """Minutes per CIFAR-10 epoch of every baseline on this CPU, float32 and the CPU fast path side by side.
 
     python -m benchmarks baseline_epochs                          # all seven, 3 timed steps per path
-    python -m benchmarks.baseline_epochs --steps 5 --models alexnet,resnet18 [--try bf16,compile]
+    python -m benchmarks.baseline_epochs --steps 5 --models alexnet,resnet18 [--table float32] [--try bf16+cl,compile]
 
 One training step as `lumina.loop` runs it (forward, label-smoothed loss, backward, grad clipping, the run's
 fused AdamW) at batch 128, one thread. The float32 and fast-path steps of a model alternate after one untimed
 step each, so a busy machine slows both alike; a minute per epoch is the median step × 390 steps. The budget
 uses CPU seconds (`time.process_time`: what the process computed, however many other processes share the
-core); wall seconds are stored beside them. The fast path is `lumina.baselines.vision.FAST_PATH`; a model
-without one (an empty entry) is timed once and its fast path equals float32. `--try` times rejected options
-too (bf16 autocast, torch.compile of the fast path) and prints their ratio to float32.
+core); wall seconds are stored beside them. The fast path is `lumina.baselines.vision.fast_path`: the table for
+this CPU ("bf16" where it has native bf16 kernels, else "float32"), or the one `--table` names; a model without
+one (an empty entry) is timed once and its fast path equals float32. `--try` times other options too (bf16
+autocast, channels_last, torch.compile, and their combinations) and prints their ratio to float32.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from lumina.baselines import BASELINES, build_baseline
-from lumina.baselines.vision import FAST_PATH, channels_last
+from lumina.baselines.vision import FAST_PATHS, channels_last, fast_path, native_bf16
 from lumina.optim import make_optimizer
 
 from .common import write_json
@@ -72,23 +73,35 @@ def time_side_by_side(steps: dict, reps: int) -> dict[str, dict]:
             for k in steps}
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), so a stored table says which machine it measured."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=3, help="timed steps per path and model")
     ap.add_argument("--models", default=",".join(BASELINES))
-    ap.add_argument("--try", dest="extra", default="", help="also time: bf16 (autocast), compile (fast path + torch.compile)")
+    ap.add_argument("--try", dest="extra", default="", help="also time other options, comma-separated, each a +-joined set of bf16 (autocast), cl (channels_last), compile (torch.compile): e.g. bf16,bf16+cl,cl+compile")
+    ap.add_argument("--table", choices=tuple(FAST_PATHS), default=None,
+                    help="the fast-path table to time (default: this CPU's, bf16 where it has native bf16 kernels)")
     a = ap.parse_args(argv)
+    table = a.table or ("bf16" if native_bf16() else "float32")
     torch.set_num_threads(1)
+    print(f"fast-path table: {table!r} (this CPU has {'native' if native_bf16() else 'no native'} bf16 kernels)")
     rows = []
     print(f"{'model':>10}  {'float32':>9}  {'fast path':>9}  {'speed-up':>8}   (CPU minutes per epoch, 1 thread)")
     for name in a.models.split(","):
-        fast = FAST_PATH[name]
+        fast = fast_path(name, table)
         steps = {"float32": training_step(name)}
         if fast:
             steps["fast"] = training_step(name, cl=fast.get("channels_last", False), amp=fast.get("amp", False))
         for opt in filter(None, a.extra.split(",")):
-            steps[opt] = training_step(name, amp=opt == "bf16", compile=opt == "compile",
-                                       cl=opt == "compile" and fast.get("channels_last", False))
+            parts = set(opt.split("+"))  # e.g. bf16+cl+compile
+            steps[opt] = training_step(name, amp="bf16" in parts, cl="cl" in parts, compile="compile" in parts)
         t = time_side_by_side(steps, a.steps)
         t.setdefault("fast", t["float32"])
         row = {"model": name, "fast_path": fast, "steps_timed": a.steps,
@@ -102,7 +115,8 @@ def main(argv=None):
               f"{'(no fast path: float32)' if not fast else str(fast)} {extra}", flush=True)
     total = {k: sum(r[f"{k}_epoch_min"] for r in rows) / 60 for k in ("float32", "fast")}
     print(f"one epoch of all timed models: {total['float32']:.2f} CPU-hours float32, {total['fast']:.2f} fast path")
-    write_json("baseline_epochs.json", threads=1, clock="process_time (CPU seconds)", rows=rows,
+    write_json("baseline_epochs.json", threads=1, clock="process_time (CPU seconds)", table=table,
+               native_bf16=native_bf16(), cpu=_cpu_name(), rows=rows,
                epoch_h_float32=total["float32"], epoch_h_fast=total["fast"])
 
 

@@ -127,9 +127,10 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2  # torch threads (CPU); never more than the machine's cores
     device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
-    amp: bool = False  # bf16 autocast for the forward pass (GPU runs; on an AVX2 CPU without bf16 it is slower)
+    amp: bool = False  # bf16 autocast for the forward pass: GPU runs, and the CPU fast path's "bf16" table on CPUs with
+    #                    native bf16 kernels (lumina.baselines.vision.FAST_PATHS); where bf16 is emulated it is slower
     channels_last: bool = False  # [ours] the CPU fast path of the convolutional baselines: weights and batches in
-    #                              NHWC memory format (lumina.baselines.vision.FAST_PATH); same math as float32
+    #                              NHWC memory format (lumina.baselines.vision.FAST_PATHS); same math as float32
 
 
 @dataclass(frozen=True)

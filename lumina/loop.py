@@ -222,7 +222,8 @@ def train(cfg: ExperimentConfig, *, ckpt: Path | None = None, checkpoint_every: 
     if device.type == "cpu":
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)  # the initial weights
-    r = _Training(cfg, (task or make_task(cfg)).to(device), device, Path(ckpt) if ckpt else None, log)
+    task = (task or make_task(cfg)).to(device)
+    r = _Training(cfg, task, device, Path(ckpt) if ckpt else None, log)
     s = r.s
     bar = progress_bar(r.total, f"{cfg.experiment}:{cfg.model.arch}", initial=s["step"])
     r.model.train()

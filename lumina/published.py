@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from .baselines.vision import FAST_PATH
+from .baselines.vision import FAST_PATHS, fast_path
 from .config import ExperimentConfig, resolve
 from .results import load_result
 
@@ -35,10 +35,11 @@ def gpu_runs(epochs: float = 30.0) -> list[ExperimentConfig]:
 # ---- CIFAR-10 on this CPU at a short equal budget (issue 24) -----------------------------------------------------
 # Every baseline and LuminaNet at SHORT_EPOCHS, the `full` recipe (batch 128, AdamW, warm-up + cosine, label
 # smoothing, crop + flip), the same data order and augmentation per seed, one thread. The test set is scored after
-# every epoch for the accuracy-per-epoch curves; nothing is chosen on it and the reported number is the last epoch's. The baselines run their CPU fast path (FAST_PATH: channels_last for LeNet-5, AlexNet and MobileViT; float32 math).
+# every epoch for the accuracy-per-epoch curves; nothing is chosen on it and the reported number is the last epoch's. The baselines run the CPU fast path's "float32" table (channels_last for LeNet-5, AlexNet and MobileViT; float32
+# math) on every CPU: SHORT_TABLE pins it, so the stored runs keep their config keys wherever the set is resolved.
 # The rule, fixed before the runs: E = 10 if the whole set fits in 10 CPU-hours with the fast path, else the largest
-# E >= 5 that fits. Fast-path CPU minutes per epoch, `python -m benchmarks baseline_epochs` (benchmarks/results/
-# baseline_epochs.json, 1 thread, 3 steps per path, measured while other training shared the machine):
+# E >= 5 that fits. Fast-path CPU minutes per epoch, `python -m benchmarks baseline_epochs` (1 thread, 3 steps per path,
+# measured while other training shared the machine; the measurement the rule was applied to, since re-measured):
 #   LeNet-5 0.23 (x2 seeds), MobileViT 17.55, AlexNet 21.41, ResMLP 29.17, MLP-Mixer 44.29, DeiT-Tiny 47.25,
 #   ResNet-18 69.05, LuminaNet d64 0.5 (x2 seeds; 29.8 s/epoch in its stored full runs)
 #   = 2*0.23 + 17.55 + 21.41 + 29.17 + 44.29 + 47.25 + 69.05 + 2*0.5 = 230.2 CPU-minutes = 3.84 CPU-hours per epoch.
@@ -47,6 +48,7 @@ def gpu_runs(epochs: float = 30.0) -> list[ExperimentConfig]:
 SHORT_EPOCHS = 5
 SHORT_ORDER = ("lenet5", "mobilevit", "alexnet", "resmlp", "mlp_mixer", "deit_tiny", "resnet18")  # queue order:
 #             LeNet-5, then the expensive six cheapest first (fast-path minutes above), LuminaNet last
+SHORT_TABLE = "float32"  # the fast-path table the stored runs used (lumina.baselines.vision.FAST_PATHS)
 SHORT_SEEDS = {"lenet5": (0, 1), "luminanet": (0, 1)}  # two seeds where a run costs minutes; one elsewhere
 
 
@@ -60,25 +62,31 @@ def cifar10_short_runs(profile: str, epochs: float | None = None) -> dict[str, l
         if name == "luminanet" and not head:
             continue
         exp, kw = (("cifar10", {"d_hidden": head[0].model.d_hidden, "lr": head[0].train.lr, **CIFAR_V3}) if name == "luminanet"
-                   else ("cifar10_baseline", {"arch": name, **FAST_PATH[name]}))
+                   else ("cifar10_baseline", {"arch": name, **fast_path(name, SHORT_TABLE)}))
         kw.update(epochs=e, threads=1)
         out[name] = [resolve(exp, profile, **kw, seed=s) for s in SHORT_SEEDS.get(name, (0,))]
     return out
 
 
-PARITY = ("alexnet", "mobilevit")  # one convolutional, one with transformer blocks (MobileViT; DeiT-Tiny, MLP-Mixer
-#                                    and ResMLP have no fast path: they run float32 as they are)
+PARITY = (("alexnet", "float32"), ("mobilevit", "float32"),  # per fast-path table, one convolutional model and one
+          ("alexnet", "bf16"), ("deit_tiny", "bf16"))          # with transformer blocks (the float32 table has no
+#                                                                entry for DeiT-Tiny, the bf16 table none for MobileViT)
 
 
-def cifar10_parity_runs(profile: str) -> dict[str, list[ExperimentConfig]]:
-    """1 epoch from seed 0 in float32 and in the fast path, and the fast path from seed 1 (the seed noise the
-    difference is compared with): `python -m benchmarks baseline_epochs_parity` reads them."""
+def cifar10_parity_runs(profile: str) -> dict[tuple[str, str], list[ExperimentConfig]]:
+    """{(model, fast-path table): [float32 from seed 0, the fast path from seed 0, the fast path from seed 1,
+    float32 from seed 1]}, 1 epoch each: the verdict's rule reads the first three (the fast path's seed-1 run
+    measures the seed noise the difference is compared with); float32 from seed 1 is shown beside it, outside the
+    rule, added after the bf16 table's AlexNet pair differed (a look at float32's own seed spread). `python -m
+    benchmarks baseline_epochs_parity` reads them. AlexNet's float32 runs serve both of its tables."""
     out = {}
-    for name in PARITY:
+    for name, table in PARITY:
         kw = dict(arch=name, epochs=1.0, threads=1)
-        out[name] = [resolve("cifar10_baseline", profile, **kw, seed=0),
-                     resolve("cifar10_baseline", profile, **kw, **FAST_PATH[name], seed=0),
-                     resolve("cifar10_baseline", profile, **kw, **FAST_PATH[name], seed=1)]
+        fast = FAST_PATHS[table][name]
+        out[name, table] = [resolve("cifar10_baseline", profile, **kw, seed=0),
+                            resolve("cifar10_baseline", profile, **kw, **fast, seed=0),
+                            resolve("cifar10_baseline", profile, **kw, **fast, seed=1),
+                            resolve("cifar10_baseline", profile, **kw, seed=1)]
     return out
 
 
@@ -524,5 +532,5 @@ RUN_SETS = {
     "gpu": lambda profile: gpu_runs(1.0 if profile == "smoke" else 30.0),
     "cifar10_short": lambda profile: _unique([*_flat(cifar10_v3_choice_runs(profile)),  # staged: LuminaNet's setting
                                               *_flat(cifar10_short_runs(profile))]),
-    "cifar10_parity": lambda profile: _flat(cifar10_parity_runs(profile)),
+    "cifar10_parity": lambda profile: _unique(_flat(cifar10_parity_runs(profile))),
 }

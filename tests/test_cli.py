@@ -390,6 +390,26 @@ def test_gpu_epochs_times_the_gpu_sets_models_and_sums_the_set(tmp_path, monkeyp
         assert_user_error((p.returncode, p.stdout, p.stderr.splitlines()), "no CUDA device")
 
 
+def test_baseline_epochs_times_the_chosen_table_beside_float32(tmp_path, monkeypatch, capsys):
+    """`python -m benchmarks baseline_epochs`: float32 and the fast path of the table asked for (or this CPU's)
+    timed side by side; the stored JSON names the table, and each row's minutes per epoch are its median step
+    times 390 steps."""
+    import importlib
+
+    from lumina.baselines.vision import FAST_PATHS
+
+    common = importlib.import_module("benchmarks.common")
+    bench = importlib.import_module("benchmarks.baseline_epochs")
+    monkeypatch.setitem(common.OUT, "dir", tmp_path)
+    bench.main(["--steps", "1", "--models", "lenet5", "--table", "bf16", "--try", "bf16+cl"])
+    got = json.loads((tmp_path / "baseline_epochs.json").read_text())
+    (row,) = got["rows"]
+    assert got["table"] == "bf16" and row["fast_path"] == FAST_PATHS["bf16"]["lenet5"]
+    assert row["float32_epoch_min"] == pytest.approx(row["float32_cpu_s"] * 390 / 60)
+    assert row["fast_epoch_min"] == pytest.approx(row["fast_cpu_s"] * 390 / 60)
+    assert "bf16+cl_cpu_s" in row and "bf16+cl x" in capsys.readouterr().out
+
+
 def test_evolution_event_times_the_stored_network_beside_its_steps(tmp_path, monkeypatch):
     """`python -m benchmarks evolution_event` on the committed headline network: step, event and observe timed
     in one process, and the share they give is the stated formula of the three."""

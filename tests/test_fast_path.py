@@ -1,16 +1,18 @@
-"""The CPU fast path of the CIFAR-10 baselines (channels_last, `lumina.baselines.vision.FAST_PATH`) and the
-`cifar10_short` run set: same function as float32, exact resume, the equal-budget rules of the run set."""
+"""The CPU fast path of the CIFAR-10 baselines (`lumina.baselines.vision.FAST_PATHS`: channels_last, and bf16
+autocast where the CPU has native bf16 kernels) and the `cifar10_short` run set: same function as float32, exact
+resume, a table per CPU, the equal-budget rules of the run set."""
 import json
 
 import pytest
 import torch
 
 from lumina.baselines import BASELINES, build_baseline
-from lumina.baselines.vision import FAST_PATH, channels_last
+from lumina.baselines import vision
+from lumina.baselines.vision import FAST_PATHS, channels_last, fast_path
 from lumina.config import resolve
 from lumina.loop import train
 from lumina.optim import make_optimizer
-from lumina.published import (RUN_SETS, SHORT_EPOCHS, _flat, cifar10_parity_runs, cifar10_short_runs, cifar10_v3_choice,
+from lumina.published import (RUN_SETS, SHORT_EPOCHS, SHORT_TABLE, _flat, cifar10_parity_runs, cifar10_short_runs, cifar10_v3_choice,
                               cifar10_v3_choice_runs)
 from lumina.results import result_dir
 
@@ -18,7 +20,7 @@ QUIET = dict(log=lambda *a: None)
 TOL = 1e-4  # float32 either way: only the summation order of the convolutions differs
 
 
-@pytest.mark.parametrize("name", [n for n in BASELINES if FAST_PATH[n]])
+@pytest.mark.parametrize("name", [n for n in BASELINES if any(t[n].get("channels_last") for t in FAST_PATHS.values())])
 def test_fast_forward_agrees_with_float32(name):
     """On random input the fast path's logits equal float32's within TOL x (1 + max |logit|)."""
     torch.manual_seed(0)
@@ -66,6 +68,46 @@ def test_fast_path_resumes_exactly(tmp_path):
     assert "optimizer_step" not in resumed.result["provenance"]  # a baseline steps torch's fused AdamW
 
 
+def test_bf16_fast_path_trains_under_autocast_and_resumes_exactly(tmp_path):
+    """amp=True on the CPU: the loop trains under bf16 autocast (other arithmetic: the weights end elsewhere than
+    float32's from the same seed), the weights stay float32, and a run stopped and resumed ends where the straight
+    run ends."""
+    cfg = resolve("synthetic", "smoke", arch="lenet5", amp=True, channels_last=True, epochs=1.0, threads=1)
+    straight = train(cfg, **QUIET)
+    assert train(cfg, ckpt=tmp_path / "c.safetensors", stop_after=7, **QUIET) is None
+    resumed = train(cfg, ckpt=tmp_path / "c.safetensors", **QUIET)
+    assert resumed.result["metrics"] == straight.result["metrics"]
+    for (n, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert p.dtype == torch.float32 and torch.equal(p, q), n
+    assert resumed.result["provenance"]["fast_path"] == {"amp": True, "channels_last": True}
+    f32 = train(resolve("synthetic", "smoke", arch="lenet5", channels_last=True, epochs=1.0, threads=1), **QUIET)
+    assert any(not torch.equal(p, q) for p, q in zip(f32.model.parameters(), straight.model.parameters()))
+
+
+@pytest.mark.parametrize("native", (True, False))
+def test_fast_path_picks_the_table_for_the_cpu(native, monkeypatch):
+    monkeypatch.setattr(vision, "native_bf16", lambda: native)
+    assert fast_path("deit_tiny") == ({"amp": True} if native else {})
+    assert fast_path("alexnet") == ({"amp": True, "channels_last": True} if native else {"channels_last": True})
+    assert fast_path("mobilevit") == {"channels_last": True}  # bf16 slows MobileViT: it keeps the float32 entry
+    assert fast_path("deit_tiny", "float32") == {} and fast_path("resmlp", "bf16") == {"amp": True}
+    assert set(FAST_PATHS["bf16"]) == set(FAST_PATHS["float32"]) == set(BASELINES)
+    with pytest.raises(ValueError, match="fast-path table"):
+        fast_path("alexnet", "fp8")
+    with pytest.raises(ValueError, match="unknown baseline"):
+        fast_path("vgg")
+
+
+def test_the_short_sets_stored_configs_do_not_depend_on_the_cpu(monkeypatch):
+    """The stored short-budget runs used the float32 table: resolving the set on a CPU with native bf16 must give
+    the same keys (else the set would retrain instead of loading)."""
+    keys = {}
+    for native in (True, False):
+        monkeypatch.setattr(vision, "native_bf16", lambda: native)
+        keys[native] = [c.key() for c in RUN_SETS["cifar10_short"]("full")]
+    assert keys[True] == keys[False] and SHORT_TABLE == "float32"
+
+
 def test_channels_last_is_for_image_baselines():
     with pytest.raises(ValueError, match="channels_last"):
         resolve("cifar10", "smoke", channels_last=True)
@@ -87,17 +129,24 @@ def test_short_set_is_an_equal_budget(profile, tmp_path, monkeypatch):
     assert {c.train.threads for c in cfgs} == {1}
     assert len({c.train.eval_every for c in cfgs}) == 1  # one evaluation schedule for all (the per-epoch curves)
     for c in cfgs:
-        assert c.train.channels_last == FAST_PATH.get(c.model.arch, {}).get("channels_last", False)
+        assert c.train.channels_last == FAST_PATHS[SHORT_TABLE].get(c.model.arch, {}).get("channels_last", False)
+        assert not c.train.amp
     assert [c.train.seed for c in runs["lenet5"]] == [0, 1] == [c.train.seed for c in runs["luminanet"]]
     if profile == "full":
         assert SHORT_EPOCHS >= 5 and cfgs[0].train.epochs == SHORT_EPOCHS
 
 
 def test_parity_runs_differ_only_in_the_path_or_the_seed():
-    for f32, fast, fast1 in cifar10_parity_runs("full").values():
+    runs = cifar10_parity_runs("full")
+    assert {t for _, t in runs} == set(FAST_PATHS)  # every table is checked
+    for (name, table), (f32, fast, fast1, f32_1) in runs.items():
         assert f32.train.epochs == fast.train.epochs == 1.0 and f32.train.seed == fast.train.seed == 0
-        assert not f32.train.channels_last and fast.train.channels_last and fast1.train.seed == 1
-        assert (f32.non_default()["train"] | {"channels_last": True}) == fast.non_default()["train"]
+        assert not f32.train.channels_last and not f32.train.amp and fast1.train.seed == 1
+        assert FAST_PATHS[table][name]  # a model whose fast path is float32 itself has nothing to check
+        assert (f32.non_default()["train"] | FAST_PATHS[table][name]) == fast.non_default()["train"]
+        assert f32_1.non_default()["train"] == f32.non_default()["train"] | {"seed": 1}
+        assert fast1.key() == resolve("cifar10_baseline", "full", arch=name, epochs=1.0, threads=1, seed=1,
+                                      **FAST_PATHS[table][name]).key()
 
 
 def test_parity_rule_agrees_within_seed_noise_or_the_bootstrap_and_waits_for_all_three_runs(tmp_path, monkeypatch):
@@ -121,7 +170,7 @@ def test_parity_rule_agrees_within_seed_noise_or_the_bootstrap_and_waits_for_all
     base = rng.random(10_000) < 0.5
     flip = lambda a, n: np.where(np.arange(a.size) < n, ~a, a)  # noqa: E731
     runs = cifar10_parity_runs("full")
-    (a32, afast, afast1), (m32, mfast, mfast1) = runs["alexnet"], runs["mobilevit"]
+    (a32, afast, afast1, a32_1), (m32, mfast, mfast1, _) = runs["alexnet", "float32"], runs["mobilevit", "float32"]
     assert fast_path_parity("full") == []
     # AlexNet: the fast path loses the ~300 images it got right among the first 600 (~3 points); seed noise ~0.05 points
     store(a32, base), store(afast, base & (np.arange(10_000) >= 600)), store(afast1, base & (np.arange(10_000) >= 610))
@@ -129,6 +178,7 @@ def test_parity_rule_agrees_within_seed_noise_or_the_bootstrap_and_waits_for_all
     # MobileViT: the same accuracy, other images (a bootstrap interval around 0)
     store(m32, base), store(mfast, flip(base, 200)), store(mfast1, flip(base, 201))
     rows = {r["model"]: r for r in fast_path_parity("full")}
+    assert {r["table"] for r in rows.values()} == {"float32"}  # the bf16 table's runs are not stored
     a = rows["alexnet"]
     assert a["diff_fast_minus_float32"] == pytest.approx(-base[:600].sum() / 100, abs=1e-9) and not a["agree"]
     assert a["diff_boot_ci95"][1] < 0
@@ -137,3 +187,16 @@ def test_parity_rule_agrees_within_seed_noise_or_the_bootstrap_and_waits_for_all
     assert m["agree"] and lo <= 0 <= hi
     table = {r["model"]: r["verdict"] for r in fast_path_parity_table("full")}
     assert table == {"AlexNet": "differ", "MobileViT": "agree"}
+    # the bf16 table's AlexNet shares the float32 run; with its two fast runs stored it is a row of its own
+    b32, bfast, bfast1, b32_1 = runs["alexnet", "bf16"]
+    assert b32.key() == a32.key() and b32_1.key() == a32_1.key() and bfast.train.amp
+    store(bfast, base), store(bfast1, flip(base, 50))
+    rows = {(r["model"], r["table"]): r for r in fast_path_parity("full")}
+    assert set(rows) == {("alexnet", "float32"), ("mobilevit", "float32"), ("alexnet", "bf16")}
+    assert rows["alexnet", "bf16"]["agree"] and rows["alexnet", "bf16"]["diff_fast_minus_float32"] == 0.0
+    assert rows["alexnet", "bf16"]["top1_float32_seed1"] is None
+    # float32 from seed 1 is shown where stored and changes no verdict
+    store(a32_1, flip(base, 5000))
+    rows = {(r["model"], r["table"]): r for r in fast_path_parity("full")}
+    assert rows["alexnet", "bf16"]["top1_float32_seed1"] == pytest.approx(100.0 * flip(base, 5000).mean())
+    assert rows["alexnet", "bf16"]["agree"] and not rows["alexnet", "float32"]["agree"]

@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["BASELINES", "FAST_PATH", "build_baseline", "baseline_info", "channels_last"]
+__all__ = ["BASELINES", "FAST_PATHS", "build_baseline", "baseline_info", "channels_last", "fast_path", "native_bf16"]
 
 
 class LeNet5(nn.Module):
@@ -176,21 +176,51 @@ _REGISTRY: dict[str, tuple[Callable[[int], nn.Module], str, str, str]] = {
 
 BASELINES: tuple[str, ...] = tuple(_REGISTRY)
 
-# The CPU fast path: TrainConfig overrides per baseline, kept only where they measurably help on this CPU
-# (`python -m benchmarks baseline_epochs`, float32 and fast path side by side, one thread). channels_last (NHWC)
-# lets oneDNN run the convolutions without layout reorders: x1.19-1.42 for MobileViT, x1.02-1.10 for AlexNet,
-# x1.03-1.17 for LeNet-5 (two runs), nothing for ResNet-18 (x0.99: it stays NCHW); the patch-based MLP and
-# transformer models have one convolution (the patch embedding) and nothing to gain. Rejected, measured on an AMD EPYC (AVX2, no
-# AVX-512 BF16) with 1 thread: bf16 autocast (`amp=True`) made a training step 4.4x slower for LeNet-5 and 18x
-# slower for AlexNet (no native bf16 kernels: emulated), torch.compile x0.87 for AlexNet, x1.00 for DeiT-Tiny,
-# x0.98 for ResMLP and x0.91 for MLP-Mixer (`--try compile`, CPU time; and ~2 min of compilation at every
-# process start). On a GPU `amp=True` is the fast path (`published.gpu_runs`). The CPU matters: on an AMD EPYC
-# with AVX-512 BF16 (native bf16 kernels), `--try bf16 --steps 2`, 1 thread, bf16 autocast against float32 was
-# x4.03 MLP-Mixer, x4.01 ResMLP, x2.27 DeiT-Tiny, x2.26 ResNet-18, x1.69 AlexNet, x1.14 MobileViT, x0.86 LeNet-5.
-# The published short-budget runs used the table below (float32 arithmetic); a bf16 entry chosen per CPU, with
-# its parity check, is not built yet.
-FAST_PATH: dict[str, dict] = {name: ({"channels_last": True} if name in ("lenet5", "alexnet", "mobilevit") else {})
-                              for name in _REGISTRY}
+# The CPU fast path: TrainConfig overrides per baseline, kept only where they measurably help (`python -m benchmarks
+# baseline_epochs`, float32 and the fast path side by side, one thread, CPU time). Which helps depends on the CPU, so
+# there are two tables, and `fast_path` picks the one for the CPU it runs on:
+#
+# "float32" (any CPU; the table the published short-budget runs used): channels_last (NHWC) lets oneDNN run the
+# convolutions without layout reorders: x1.19-1.92 for MobileViT, x1.02-1.17 for AlexNet, x1.03-1.39 for LeNet-5
+# (several runs, two machines), nothing for ResNet-18 (x0.99); the patch-based MLP and transformer models have one
+# convolution (the patch embedding) and nothing to gain. Rejected on an AMD EPYC with AVX2 only: bf16 autocast
+# (`amp=True`: 4.4x slower for LeNet-5, 18x for AlexNet; bf16 is emulated there) and torch.compile (x0.87 AlexNet,
+# x1.00 DeiT-Tiny, x0.98 ResMLP, x0.91 MLP-Mixer, plus ~2 min of compilation at every process start).
+#
+# "bf16" (CPUs with native bf16 kernels: AVX-512 BF16 or AMX, `native_bf16()`): bf16 autocast for the matrix
+# products and convolutions; weights, optimizer state and the loss stay float32 (autocast's CPU policy), and
+# evaluation runs in float32. On an AMD EPYC with AVX-512 BF16, 1 thread, against float32 (benchmarks/results/
+# baseline_epochs.json, the machine quiet): MLP-Mixer x3.44, ResMLP x2.78, ResNet-18 x2.43 (with channels_last;
+# bf16 alone x2.46 against x2.63 with it in one run), AlexNet x1.92 (x2.03-2.05 in two other runs; x1.70 without
+# channels_last), DeiT-Tiny x1.81 (x1.82-2.27 in other runs). torch.compile on top was measured and left out:
+# x1.86 DeiT-Tiny, x1.40 AlexNet. Kept out: LeNet-5 (bf16 x0.87; channels_last alone x1.28) and MobileViT, whose
+# step bf16 slows (x0.82, x0.89 with channels_last, x0.83 compiled): a profile of its channels_last step puts 14%
+# in layout copies around the transformer blocks' unfold/fold, 14% in batch norm and 8% in SiLU, memory-bound work
+# that bf16 does not shorten and its casts lengthen; compiled, the channels_last step ran x1.32, as channels_last
+# alone (x1.27-1.39), so MobileViT keeps the float32 entry. Parity after 1 epoch (chapter 3): DeiT-Tiny agrees by
+# the rule; AlexNet differs by it, bf16 8.08 points above float32 from the same seed, where float32's own two seeds
+# differ by 5.48. No published run uses this table. On a GPU `amp=True` is the fast path (`published.gpu_runs`).
+_CL, _BF16 = {"channels_last": True}, {"amp": True}
+FAST_PATHS: dict[str, dict[str, dict]] = {
+    "float32": {name: (_CL if name in ("lenet5", "alexnet", "mobilevit") else {}) for name in _REGISTRY},
+    "bf16": {"lenet5": _CL, "alexnet": _BF16 | _CL, "resnet18": _BF16 | _CL, "mlp_mixer": _BF16, "resmlp": _BF16,
+             "deit_tiny": _BF16, "mobilevit": _CL},
+}
+
+
+def native_bf16() -> bool:
+    """Does this CPU have native bf16 matrix kernels (AVX-512 BF16 or AMX)? Without them oneDNN emulates bf16."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def fast_path(name: str, table: str | None = None) -> dict:
+    """The fast path's TrainConfig overrides for baseline `name`: from `table` ("float32" or "bf16"), or by
+    default the table for this CPU (`native_bf16()`)."""
+    _lookup(name)
+    table = table or ("bf16" if native_bf16() else "float32")
+    if table not in FAST_PATHS:
+        raise ValueError(f"unknown fast-path table {table!r}; valid: {', '.join(FAST_PATHS)}")
+    return dict(FAST_PATHS[table][name])
 
 
 def channels_last(model: nn.Module, opt: torch.optim.Optimizer | None = None) -> nn.Module:
