@@ -129,6 +129,7 @@ def report(profile: str = "full") -> str:
         ("CIFAR-10: the headline runs (test set)", show_table(_rows(c for g in cifar10_runs(profile).values() for c in g))),
         ("CIFAR-10: the short budget, every baseline at equal epochs (test set)", show_table(verdicts.cifar10_short_table(profile))),
         ("CIFAR-10: the fast path against float32 (1 epoch, test set)", show_table(verdicts.fast_path_parity_table(profile))),
+        ("CIFAR-10: the fast path's bf16 table at the short budget (test set)", show_table(verdicts.bf16_short_parity_table(profile))),
         ("CIFAR-10 v2: LuminaNet per width (validation split, 10 epochs)", show_table(verdicts.widths(profile))),
         ("CIFAR-10 v2: evolution's worth (validation split)", show_table(verdicts.evolution_worth(profile))),
         ("CIFAR-10 v3: the choice grid (validation split, 10 epochs)", show_table(verdicts.cifar10_v3_choice_table(profile))),

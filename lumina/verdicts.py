@@ -16,7 +16,7 @@ from . import compare, paper, stats
 from .analysis import seed_convergence
 from .baselines import build_baseline
 from .paths import ROOT
-from .published import (WIDTH_EPOCHS, ablation_runs, cifar10_parity_runs, cifar10_runs, cifar10_short_runs, cifar10_v3_choice, cifar10_v3_choice_runs, cifar10_v3_controls,
+from .published import (WIDTH_EPOCHS, ablation_runs, cifar10_parity_runs, cifar10_runs, cifar10_short_bf16_runs, cifar10_short_runs, cifar10_v3_choice, cifar10_v3_choice_runs, cifar10_v3_controls,
                         cifar10_v3_budget_runs, cifar10_v3_readout_runs, cifar10_v3_table5, text_scaling_runs, text_v3_claims, text_v3_runs, text_v3_seed1, text_v3_sensitivity, text_v3_width_runs, tinystories_controls,
                         tinystories_runs, width_runs)
 from .results import artifacts, load_measured, load_result, load_unigram, references_or_load
@@ -179,6 +179,37 @@ def fast_path_parity_table(profile: str = "full") -> list[dict]:
              "95% interval (images)": _ci(r["diff_boot_ci95"]), "seed noise |s|": abs(r["seed_diff_fast"]),
              "epoch (min), float32 / fast": f"{r['train_s_float32'] / 60:.1f} / {r['train_s_fast'] / 60:.1f}",
              "verdict": "agree" if r["agree"] else "differ"} for r in fast_path_parity(profile)]
+
+
+def bf16_short_parity(profile: str = "full") -> list[dict]:
+    """The bf16 table at the short budget: per model of `cifar10_short_bf16_runs` with both runs stored, its stored
+    short-budget run (float32 table) against the same run under the bf16 table, same seed, top-1 and top-5 on the
+    test set. The rule, fixed before the bf16 runs: they agree when the paired bootstrap interval of the top-1
+    difference over the test images covers 0; otherwise the row says which is ahead."""
+    rows = []
+    for name, cfgs in cifar10_short_bf16_runs(profile).items():
+        f32, bf16 = (load_result(c) for c in cfgs)
+        if f32 is None or bf16 is None:
+            continue
+        lo, hi = compare.paired_bootstrap(compare.hits([bf16]), compare.hits([f32]))
+        d = bf16["metrics"]["test_top1"] - f32["metrics"]["test_top1"]
+        rows.append({"model": name, "epochs": bf16["epochs_done"], "top1_float32": f32["metrics"]["test_top1"],
+                     "top1_bf16": bf16["metrics"]["test_top1"], "top5_float32": f32["metrics"]["test_top5"],
+                     "top5_bf16": bf16["metrics"]["test_top5"], "diff_bf16_minus_float32": d, "diff_boot_ci95": [lo, hi],
+                     "verdict": "agree" if lo <= 0 <= hi else ("bf16 ahead" if lo > 0 else "float32 ahead"),
+                     "train_s_float32": f32["train_s"], "train_s_bf16": bf16["train_s"],
+                     "keys": [c.key() for c in cfgs]})
+    return rows
+
+
+def bf16_short_parity_table(profile: str = "full") -> list[dict]:
+    """`bf16_short_parity` as the book shows it."""
+    return [{"model": display_name(r["model"]), "epochs": r["epochs"], "float32 table, top-1 (%)": r["top1_float32"],
+             "bf16 table, top-1 (%)": r["top1_bf16"], "bf16 - float32": r["diff_bf16_minus_float32"],
+             "95% interval (images)": _ci(r["diff_boot_ci95"]),
+             "top-5 (%), float32 / bf16": f"{r['top5_float32']:.2f} / {r['top5_bf16']:.2f}",
+             "training (min), float32 / bf16": f"{r['train_s_float32'] / 60:.0f} / {r['train_s_bf16'] / 60:.0f}",
+             "verdict": r["verdict"]} for r in bf16_short_parity(profile)]
 
 
 def evolution_worth(profile: str = "full") -> list[dict]:

@@ -12,7 +12,8 @@ from lumina.baselines.vision import FAST_PATHS, channels_last, fast_path
 from lumina.config import resolve
 from lumina.loop import train
 from lumina.optim import make_optimizer
-from lumina.published import (RUN_SETS, SHORT_EPOCHS, SHORT_TABLE, _flat, cifar10_parity_runs, cifar10_short_runs, cifar10_v3_choice,
+from lumina.published import (RUN_SETS, SHORT_EPOCHS, SHORT_TABLE, _flat, cifar10_parity_runs, cifar10_short_bf16_runs,
+                              cifar10_short_runs, cifar10_v3_choice,
                               cifar10_v3_choice_runs)
 from lumina.results import result_dir
 
@@ -200,3 +201,45 @@ def test_parity_rule_agrees_within_seed_noise_or_the_bootstrap_and_waits_for_all
     rows = {(r["model"], r["table"]): r for r in fast_path_parity("full")}
     assert rows["alexnet", "bf16"]["top1_float32_seed1"] == pytest.approx(100.0 * flip(base, 5000).mean())
     assert rows["alexnet", "bf16"]["agree"] and not rows["alexnet", "float32"]["agree"]
+
+
+def test_bf16_short_runs_repeat_the_stored_short_runs_under_the_bf16_table():
+    short = cifar10_short_runs("full")
+    for name, (f32, bf16) in cifar10_short_bf16_runs("full").items():
+        assert f32.key() == short[name][0].key()  # the stored run itself, not a copy
+        assert bf16.non_default()["train"] == ({k: v for k, v in f32.non_default()["train"].items() if k != "channels_last"}
+                                               | FAST_PATHS["bf16"][name])
+        assert bf16.model == f32.model and bf16.data == f32.data and bf16.train.seed == f32.train.seed
+
+
+def test_bf16_short_parity_rule_covers_zero_or_names_the_one_ahead(tmp_path, monkeypatch):
+    """`verdicts.bf16_short_parity`: agree when the image bootstrap of bf16 - float32 covers 0, else the side ahead;
+    a model counts only with both runs stored."""
+    import numpy as np
+
+    from lumina.metrics import pack_bits
+    from lumina.verdicts import bf16_short_parity
+
+    monkeypatch.setenv("LUMINA_RESULTS", str(tmp_path))
+
+    def store(cfg, correct: np.ndarray):
+        d = result_dir(cfg)
+        d.mkdir(parents=True, exist_ok=True)
+        r = {"config": cfg.to_dict(), "metrics": {"test_top1": 100.0 * correct.mean(), "test_top5": 99.0},
+             "train_s": 60.0, "epochs_done": cfg.train.epochs, "test_correct": pack_bits(torch.from_numpy(correct))}
+        (d / "result.json").write_text(json.dumps(r))
+
+    base = np.random.default_rng(0).random(10_000) < 0.6
+    runs = cifar10_short_bf16_runs("full")
+    store(runs["alexnet"][0], base)
+    assert bf16_short_parity("full") == []
+    swap = np.r_[np.flatnonzero(base)[:200], np.flatnonzero(~base)[:200]]  # 200 right made wrong, 200 wrong made right
+    other = base.copy()
+    other[swap] = ~other[swap]
+    store(runs["alexnet"][1], other)  # other images, the same accuracy
+    store(runs["resnet18"][0], base), store(runs["resnet18"][1], base | (np.arange(10_000) < 1000))  # bf16 ~+4 points
+    store(runs["deit_tiny"][0], base), store(runs["deit_tiny"][1], base & (np.arange(10_000) >= 1000))  # bf16 ~-6
+    got = {r["model"]: r for r in bf16_short_parity("full")}
+    assert got["alexnet"]["verdict"] == "agree" and got["alexnet"]["diff_boot_ci95"][0] <= 0 <= got["alexnet"]["diff_boot_ci95"][1]
+    assert got["resnet18"]["verdict"] == "bf16 ahead" and got["resnet18"]["diff_bf16_minus_float32"] > 3
+    assert got["deit_tiny"]["verdict"] == "float32 ahead"
