@@ -15,6 +15,7 @@ import re
 from . import compare, paper, stats
 from .analysis import seed_convergence
 from .baselines import build_baseline
+from .baselines.vision import fast_path_label
 from .paths import ROOT
 from .published import (WIDTH_EPOCHS, ablation_runs, cifar10_parity_runs, cifar10_runs, cifar10_short_bf16_runs, cifar10_short_runs, cifar10_v3_choice, cifar10_v3_choice_runs, cifar10_v3_controls,
                         cifar10_v3_budget_runs, cifar10_v3_readout_runs, cifar10_v3_table5, text_scaling_runs, text_v3_claims, text_v3_runs, text_v3_seed1, text_v3_sensitivity, text_v3_width_runs, tinystories_controls,
@@ -170,8 +171,7 @@ def fast_path_parity(profile: str = "full") -> list[dict]:
 
 def fast_path_parity_table(profile: str = "full") -> list[dict]:
     """`fast_path_parity` as the book shows it."""
-    label = {"amp": "bf16 autocast", "channels_last": "channels_last"}
-    return [{"model": display_name(r["model"]), "table": r["table"], "fast path": " + ".join(label[k] for k, v in r["fast_path"].items() if v),
+    return [{"model": display_name(r["model"]), "table": r["table"], "fast path": fast_path_label(r["fast_path"]),
              "float32, seed 0 (%)": r["top1_float32_seed0"], "fast, seed 0 (%)": r["top1_fast_seed0"],
              "fast, seed 1 (%)": r["top1_fast_seed1"],
              "float32, seed 1 (%)": "—" if r["top1_float32_seed1"] is None else r["top1_float32_seed1"],

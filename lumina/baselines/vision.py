@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["BASELINES", "FAST_PATHS", "build_baseline", "baseline_info", "channels_last", "fast_path", "native_bf16"]
+__all__ = ["BASELINES", "FAST_PATHS", "build_baseline", "baseline_info", "channels_last", "fast_path", "fast_path_label", "native_bf16"]
 
 
 class LeNet5(nn.Module):
@@ -223,6 +223,12 @@ def fast_path(name: str, table: str | None = None) -> dict:
     if table not in FAST_PATHS:
         raise ValueError(f"unknown fast-path table {table!r}; valid: {', '.join(FAST_PATHS)}")
     return dict(FAST_PATHS[table][name])
+
+
+def fast_path_label(overrides: dict) -> str:
+    """A fast path's TrainConfig overrides as the book names them, e.g. "bf16 autocast + channels_last"."""
+    names = {"amp": "bf16 autocast", "channels_last": "channels_last"}
+    return " + ".join(names[k] for k, v in overrides.items() if v) or "(float32)"
 
 
 def channels_last(model: nn.Module, opt: torch.optim.Optimizer | None = None) -> nn.Module:
