@@ -5,7 +5,8 @@
     python -m benchmarks executor epoch       # only some parts
     python -m benchmarks --help               # this text
 
-Parts and their expected run time: executor (fast vs reference, ~1 min), flops_rate (FLOP/s vs matmul,
+Parts and their expected run time: executor (fast vs reference, ~1 min), step_bound (the fast step's parts, each
+timed alone, against the time the executor target allows, ~30 s), flops_rate (FLOP/s vs matmul,
 ~30 s), step_profile (where a training step spends its time, ~20 s), evolution_event (one evolution event
 of the stored headline network against its training steps, ~30 s), epoch (evolved LuminaNet vs LeNet-5
 epoch, ~1 min), lm_compare (LuminaNet vs GPT-2 compute and memory, ~1 min per width), runs (epoch times and
@@ -44,7 +45,7 @@ def run_summaries():
     common.write_json("runs.json", rows=rows)
 
 
-PARTS = ("executor", "flops_rate", "step_profile", "evolution_event", "epoch", "lm_compare", "runs", "baseline_epochs", "baseline_epochs_parity",
+PARTS = ("executor", "step_bound", "flops_rate", "step_profile", "evolution_event", "epoch", "lm_compare", "runs", "baseline_epochs", "baseline_epochs_parity",
          "text_speed")
 GPU_PARTS = ("gpu_epochs",)  # need a CUDA device: run only when named
 

@@ -340,6 +340,32 @@ def test_run_queue_until_parks_the_run_in_progress_and_stops(monkeypatch):
     assert calls == [{"park": True, "deadline": at}]  # the first run parked; the others never started
 
 
+def test_step_bound_replays_every_product_of_the_step(tmp_path, monkeypatch):
+    """`python -m benchmarks step_bound`: the products it replays are the step's own (with the gate products it
+    leaves to the gathers, their FLOPs are FlopCounterMode's count of the same forward + backward), every part is
+    timed, and the bound is the reference over products and update."""
+    import importlib
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    common = importlib.import_module("benchmarks.common")
+    bench = importlib.import_module("benchmarks.step_bound")
+    monkeypatch.setitem(common.OUT, "dir", tmp_path)
+    bench.main(["--reps", "1", "--batch", "8", "--d-hidden", "16", "--clusters", "16"])
+    (row,) = json.loads((tmp_path / "step_bound.json").read_text())["rows"]
+    m = common.evolved_like(16, 16)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    with FlopCounterMode(display=False) as fc:
+        common.training_step(m, x, y)()
+    assert 1e9 * (row["products_gflop"] + row["gate_gflop"]) == pytest.approx(fc.get_total_flops())
+    assert row["gate_gflop"] > 0 and row["products_gflop"] > 10 * row["gate_gflop"]
+    assert all(row[f"{k}_ms"] > 0 for k in ("reference", "fast", "products", "products_alone", "gelu", "gathers", "optimizer"))
+    assert row["bound"] == pytest.approx(row["reference_ms"] / (row["products_alone_ms"] + row["optimizer_ms"]))
+    assert row["budget_ms"] == pytest.approx(row["reference_ms"] / 2.5)
+    assert bench.is_gate_product("aten::bmm", [[4, 1, 3], [4, 3, 128]]) and not bench.is_gate_product("aten::bmm", [[4, 8, 16], [4, 16, 16]])
+
+
 def test_step_profile_partitions_the_step(tmp_path, monkeypatch):
     """`python -m benchmarks step_profile`: the kinds' shares partition forward + backward CPU time (they sum to
     1, matrix products among them), the three phases are timed, and operators are counted per step."""
