@@ -65,6 +65,17 @@ def median_time(fn, reps: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def block_median_times(fns: dict, reps: int, blocks: int = 3) -> dict:
+    """Median wall time of each of `fns` ({name: fn}), timed in alternating blocks (a: `reps` calls, b: `reps`
+    calls, a, b, ...): each block warms its own caches, as training repeats one step, and a busy minute of the
+    machine falls on both sides of a ratio instead of one. The median over blocks of each block's median."""
+    times = {k: [] for k in fns}
+    for _ in range(blocks):
+        for k, fn in fns.items():
+            times[k].append(median_time(fn, reps))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def write_json(name: str, **payload) -> Path:
     cpu = platform.processor() or platform.machine()
     try:

@@ -4,7 +4,7 @@
 
 Targets (issue "core v2"): at batch 64 with 48 clusters, fast ≥ 2.5× the reference at d_hidden 32 and 128.
 Topologies are 'evolved-looking' (`benchmarks.common.evolved_like`). Each figure is the median of timed
-steps (forward + backward + optimizer).
+steps (forward + backward + optimizer), the two executors timed in alternating blocks (`block_median_times`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from .common import evolved_like, median_time, training_step, write_json
+from .common import block_median_times, evolved_like, training_step, write_json
 
 
 def main(argv=None):
@@ -29,8 +29,9 @@ def main(argv=None):
             m = evolved_like(n_clusters, d)
             for batch in (64, 256) if a.grid else (64,):
                 x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-                ref = median_time(training_step(m, x, y, "reference"), a.reps)
-                fast = median_time(training_step(m, x, y, "fast"), a.reps)
+                t = block_median_times({"ref": training_step(m, x, y, "reference"), "fast": training_step(m, x, y, "fast")},
+                                       a.reps)
+                ref, fast = t["ref"], t["fast"]
                 row = dict(clusters=n_clusters, d_hidden=d, batch=batch, edges=len(m.graph.edges),
                            reference_ms=1e3 * ref, fast_ms=1e3 * fast, speedup=ref / fast,
                            target=2.5 if (n_clusters, batch) == (48, 64) else None)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from lumina import gather
 from lumina.build import build_model
 from lumina.published import text_v3_runs, tinystories_runs
 from lumina.results import artifacts
@@ -32,7 +33,7 @@ from .common import write_json
 
 
 def flops(fn) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+    with torch.no_grad(), gather.torch_ops(), FlopCounterMode(display=False) as fc:  # the CL's products counted
         fn()
     return int(fc.get_total_flops())
 

@@ -2,16 +2,20 @@
 
     python -m benchmarks step_bound [--threads 1]      # about 1 minute
 
-On the `executor` benchmark's networks (evolved-like, 48 clusters, batch 64, one thread), in one process: the
-reference and the fast training step, and the fast step's parts, each timed on its own:
+On the `executor` benchmark's networks (evolved-like, 48 clusters, batch 64, one thread), and on the stored
+CIFAR-10 headline network at its batch (no target: the network the book trains), in one process: the
+reference and the fast training step (in alternating blocks, as `executor` times them), and the fast step's parts,
+each timed on its own:
   - products: every matrix product of its forward + backward but the CL's gate products, as the step runs them
     (their self time under torch.profiler, which records operator, shapes and calls), and the same calls
     replayed alone on warm, contiguous random operands ("products alone": the step's arithmetic at the rate
     these shapes reach by themselves);
   - GELU: every GELU and GELU backward, as the step runs them (under the profiler);
-  - CL gathers: both passes' gate-weighted sums of in-messages (`lumina.executor._Groups.cl`: the stacks, the
-    gate products and their backward) from leaf message tensors of the step's shapes;
+  - CL gathers: both passes' gate-weighted sums of in-messages (`lumina.executor._Groups.cl`: `lumina.gather`'s
+    kernel) with their backward, from leaf message tensors of the step's shapes;
   - optimizer: the update alone (compiled, as trained), which the reference step takes too.
+The gathers and the whole fast step are timed a second time with the CL in torch ops (`gather.torch_ops`: the
+stacks and gate products; the step in the same alternating blocks): what the kernel saves.
 `rest` is the step less these parts (products as the step runs them): the autograd engine, views, the adds that
 accumulate gradients, the IL's input gather, Python. `budget` = reference / 2.5 is the whole fast step the target
 allows. `bound` = reference / (products alone + optimizer) is the speed-up of a fast step that did nothing but its
@@ -25,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
+from lumina import gather
 from lumina.executor import _Groups
 from lumina.optim import make_optimizer
 
-from .common import evolved_like, median_time, training_step, write_json
+from .common import block_median_times, evolved_like, median_time, training_step, write_json
 
 TARGET = 2.5
 PRODUCTS = {  # operator -> (how to replay it from its operands, its FLOPs from the operands' shapes)
@@ -96,6 +101,45 @@ def optimizer_alone(model, x, y, reps: int) -> float:
     return median_time(opt.step, reps)
 
 
+def measure(m, batch: int, reps: int) -> dict:
+    """One network's row: the reference and fast steps, the fast step's parts, the bound (see the module docstring)."""
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    step = training_step(m, x, y, "fast")
+
+    def step_torch_ops():  # the same step with the CL in torch ops
+        with gather.torch_ops():
+            step()
+
+    t = block_median_times({"ref": training_step(m, x, y, "reference"), "fast": step, "torch_ops": step_torch_ops}, reps)
+    recorded = recorded_calls(step, (*PRODUCTS, *GELUS))
+    calls = [c for c in recorded if c[0] in PRODUCTS]
+    products = [c for c in calls if not is_gate_product(*c[:2])]  # the gate products are the gathers'
+    parts = {"products": sum(c[3] for c in products),  # as the step runs them (under the profiler)
+             "gelu": sum(c[3] for c in recorded if c[0] in GELUS),
+             "gathers": median_time(gathers(m, batch), reps),
+             "optimizer": optimizer_alone(m, x, y, reps)}
+    alone = median_time(replay(products), reps)
+    with gather.torch_ops():
+        gathers_torch_ops = median_time(gathers(m, batch), reps)
+    ms = {f"{k}_ms": 1e3 * v for k, v in parts.items()}
+    return dict(clusters=len(m.graph.clusters), edges=len(m.graph.edges), d_hidden=m.d_hidden, batch=batch,
+                reference_ms=1e3 * t["ref"], fast_ms=1e3 * t["fast"], **ms, rest_ms=1e3 * t["fast"] - sum(ms.values()),
+                products_alone_ms=1e3 * alone, speedup=t["ref"] / t["fast"], bound=t["ref"] / (alone + parts["optimizer"]),
+                fast_torch_ops_ms=1e3 * t["torch_ops"], gathers_torch_ops_ms=1e3 * gathers_torch_ops,
+                products_gflop=gflop(products), gate_gflop=gflop([c for c in calls if c not in products]))
+
+
+def headline():
+    """The stored CIFAR-10 headline network (its evolved topology and weights) and its batch, or None."""
+    from lumina.published import cifar10_runs
+    from lumina.results import load_model, result_dir
+
+    cfg = cifar10_runs("full")["luminanet"][0]
+    if not (result_dir(cfg) / "network").exists():
+        return None
+    return f"headline cifar10/full/{cfg.key()}", load_model(cfg), cfg.train.batch_size
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -103,35 +147,25 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--d-hidden", type=int, nargs="+", default=[32, 128])
     ap.add_argument("--clusters", type=int, default=48)
+    ap.add_argument("--no-headline", action="store_true", help="only the evolved-like networks")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    nets = [(f"evolved-like, d_hidden {d}", evolved_like(a.clusters, d), a.batch, TARGET) for d in a.d_hidden]
+    if not a.no_headline and (h := headline()) is not None:
+        nets.append((*h, None))  # no target: how far the kernel goes on the network the book trains
     rows = []
-    print(f"{'d_hidden':>8} {'reference':>9} {'fast':>7} {'budget':>7} | {'products':>8} {'GELU':>6} {'gathers':>7} "
-          f"{'optim.':>6} {'rest':>6} | {'products alone':>14} | {'speed-up':>8} {'bound':>6}   (ms; speed-up and bound ×)")
-    for d in a.d_hidden:
-        m = evolved_like(a.clusters, d)
-        x, y = torch.randn(a.batch, 3, 32, 32), torch.randint(0, 10, (a.batch,))
-        ref = median_time(training_step(m, x, y, "reference"), a.reps)
-        step = training_step(m, x, y, "fast")
-        fast = median_time(step, a.reps)
-        recorded = recorded_calls(step, (*PRODUCTS, *GELUS))
-        calls = [c for c in recorded if c[0] in PRODUCTS]
-        products = [c for c in calls if not is_gate_product(*c[:2])]  # the gate products are the gathers'
-        parts = {"products": sum(c[3] for c in products),  # as the step runs them (under the profiler)
-                 "gelu": sum(c[3] for c in recorded if c[0] in GELUS),
-                 "gathers": median_time(gathers(m, a.batch), a.reps),
-                 "optimizer": optimizer_alone(m, x, y, a.reps)}
-        alone = median_time(replay(products), a.reps)
-        ms = {k: 1e3 * v for k, v in parts.items()}
-        row = dict(clusters=a.clusters, d_hidden=d, batch=a.batch, reference_ms=1e3 * ref, fast_ms=1e3 * fast,
-                   budget_ms=1e3 * ref / TARGET, **{f"{k}_ms": v for k, v in ms.items()},
-                   rest_ms=1e3 * fast - sum(ms.values()), speedup=ref / fast,
-                   products_alone_ms=1e3 * alone, bound=ref / (alone + parts["optimizer"]),
-                   products_gflop=gflop(products), gate_gflop=gflop([c for c in calls if c not in products]), target=TARGET)
+    print(f"{'network':>36} {'reference':>9} {'fast':>7} {'budget':>7} | {'products':>8} {'GELU':>6} {'gathers':>7} "
+          f"{'optim.':>6} {'rest':>6} | {'alone':>6} | {'speed-up':>8} {'bound':>6} | {'torch ops: fast':>15} {'gathers':>7}")
+    for name, m, batch, target in nets:
+        row = {"network": name, **measure(m, batch, a.reps), "target": target}
+        row["budget_ms"] = row["reference_ms"] / target if target else None
         rows.append(row)
-        print(f"{d:>8} {row['reference_ms']:>9.1f} {row['fast_ms']:>7.1f} {row['budget_ms']:>7.1f} | "
-              f"{ms['products']:>8.1f} {ms['gelu']:>6.1f} {ms['gathers']:>7.1f} {ms['optimizer']:>6.1f} "
-              f"{row['rest_ms']:>6.1f} | {row['products_alone_ms']:>14.1f} | {row['speedup']:>7.2f}x {row['bound']:>5.2f}x")
+        budget = f"{row['budget_ms']:>7.1f}" if target else f"{'':>7}"
+        print(f"{name:>36} {row['reference_ms']:>9.1f} {row['fast_ms']:>7.1f} {budget} | {row['products_ms']:>8.1f} "
+              f"{row['gelu_ms']:>6.1f} {row['gathers_ms']:>7.1f} {row['optimizer_ms']:>6.1f} {row['rest_ms']:>6.1f} | "
+              f"{row['products_alone_ms']:>6.1f} | {row['speedup']:>7.2f}x {row['bound']:>5.2f}x | "
+              f"{row['fast_torch_ops_ms']:>15.1f} {row['gathers_torch_ops_ms']:>7.1f}")
+    print("(ms per training step; speed-up and bound in ×; alone: the products replayed alone)")
     write_json("step_bound.json", threads=a.threads, rows=rows)
 
 

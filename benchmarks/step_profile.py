@@ -26,7 +26,8 @@ KINDS = {  # kind -> operators (self CPU time); anything else is "other (adds, s
     "matrix products": ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "aten::matmul"),
     "GELU (forward and backward)": ("aten::gelu", "aten::gelu_backward"),
     "gathers, stacks and copies": ("aten::cat", "aten::stack", "aten::index_select", "aten::copy_", "aten::clone",
-                                   "aten::index", "aten::embedding_dense_backward", "aten::index_add_"),
+                                   "aten::index", "aten::embedding_dense_backward", "aten::index_add_",
+                                   "_Gather", "_GatherBackward"),  # `lumina.gather`'s kernel: no aten operator
     "views (no arithmetic)": ("aten::view", "aten::select", "aten::as_strided", "aten::transpose", "aten::unbind",
                               "aten::reshape", "aten::slice", "aten::expand", "aten::permute", "aten::t",
                               "aten::_unsafe_view", "aten::split", "aten::squeeze", "aten::unsqueeze", "aten::detach"),
@@ -36,9 +37,11 @@ OTHER = "other operators (adds, sums, norms, ...)"
 
 
 def kind(op: str) -> str:
+    if (k := next((k for k, ops in KINDS.items() if op in ops), None)) is not None:
+        return k
     if not op.startswith("aten::"):  # the engine's own events: evaluate_function, *Backward0, AccumulateGrad
         return AUTOGRAD
-    return next((k for k, ops in KINDS.items() if op in ops), OTHER)
+    return OTHER
 
 
 def main(argv=None):

@@ -3,7 +3,8 @@
 
   - `Plan`: the packed layout of one topology: each feedforward level's clusters in groups of similar size,
     zero-padded to the group's largest;
-  - `forward_fast`: every group runs as one batched op (`bmm`), its messages as one more;
+  - `forward_fast`: every group runs as one batched op (`bmm`), its messages as one more, its CL input as one
+    gather of in-messages (`lumina.gather`'s kernel on the CPU; a stack and a gate product elsewhere);
   - `forward_recurrent`: a recurrent text network, position by position, each position as `forward_fast`.
 Neither ever changes the topology; the packing is redone by `LuminaNet.set_topology` when evolution does.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import gather
 from .naming import ckey, ekey
 from .topology import Graph
 
@@ -97,6 +99,8 @@ class Plan:
             self.D2.append(max(len(r) for r in rows))
             self.coef1.append(torch.tensor([model.coef(n) for n in n1], device=dev).view(-1, 1, 1))
             self.coef2.append(torch.tensor([model.coef(len(r)) for r in rows], device=dev).view(-1, 1, 1))
+        self.gather_index = {(G, ff_only): self._gather_index(G, ff_only) for G in range(len(self.groups))
+                             for ff_only in (True, False)} if self.cl == "source" else {}
         pos = {i: n for n, i in enumerate(self.order)}
         self.order_index = [pos[i] for i in graph.ids]
         ids = graph.ids
@@ -107,11 +111,23 @@ class Plan:
         self.slot_counts = torch.tensor(per_slot, dtype=torch.get_default_dtype(), device=dev)
         self.graph = graph
 
+    def in_slots(self, G: int, ff_only: bool) -> list[list[tuple | None]]:
+        """Per target of group G, its D in-edge slots: (src group, src row, feedforward) or None (padding);
+        feedforward in-edges only in pass 1 (`ff_only`), every in-edge in pass 2."""
+        D = self.D1[G] if ff_only else self.D2[G]
+        return [([q for q in row if q[2] or not ff_only] + [None] * D)[:D] for row in self.inputs[G]]
+
+    def _gather_index(self, G: int, ff_only: bool) -> tuple[list[tuple[int, int, bool]], torch.Tensor]:
+        """`lumina.gather`'s index of group G's CL: the signal rows it reads, (src group, src row, feedforward),
+        and each slot's position among them (`gather.index`)."""
+        return gather.index([q for row in self.in_slots(G, ff_only) for q in row])
+
     def flops_per_example(self) -> int:
         """The matrix-product FLOPs (2 per multiply-add) of one example through `forward_fast`'s products, padding
-        included, as FlopCounterMode counts them: per group the IL, per pass the CL (if the group has in-edges),
-        U (then), V, and W_C where its messages are read. Counted from the plan, without running the network:
-        an evolution event recounts after every change (`lumina.metrics.flops_per_example`)."""
+        included, as FlopCounterMode counts them with the CL gathered in torch ops (`gather.torch_ops`): per group
+        the IL, per pass the CL (if the group has in-edges), U (then), V, and W_C where its messages are read.
+        Counted from the plan, without running the network: an evolution event recounts after every change
+        (`lumina.metrics.flops_per_example`)."""
         d, total = self.d, 0
         for G, grp in enumerate(self.groups):
             k, m = len(grp), self.sizes[G]
@@ -137,18 +153,22 @@ class Plan:
         return out
 
     def views(self, packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        d, out = self.d, {}
+        """Per-cluster/edge views of packed tensors. Every packed tensor is unbound once (one call for its k rows),
+        the gates flattened once: an evolution event takes this ten times (re-packing, the optimizer state's
+        carry-over), and indexing each name from the packed tensor took three view ops per name."""
+        d, out, src = self.d, {}, self.cl == "source"
+        rows = {k: (v.view(-1) if k.endswith("_g") else v).unbind(0) for k, v in packed.items()}
         for i, (G, t) in self.where.items():
             m = self.graph.clusters[i].size
-            out[ckey(i, "w_in")] = packed[f"G{G}_w_in"][t, :m]
-            out[ckey(i, "b_in")] = packed[f"G{G}_b_in"][t, 0, :m]
-            out[ckey(i, "u")] = packed[f"G{G}_ut"][t, :, :m].T
-            out[ckey(i, "v")] = packed[f"G{G}_v"][t, :m]
-            out[ckey(i, "b_out")] = packed[f"G{G}_b_out"][t, 0]
-            if self.cl == "source":
-                out[ckey(i, "w_c")] = packed[f"G{G}_wc"][t].T
-        for (j, i), (G, t, s) in self.edge_at.items():
-            out[ekey(j, i)] = packed[f"G{G}_g"][t, 0, s] if self.cl == "source" else packed[f"G{G}_wt"][t, s * d:(s + 1) * d].T
+            out[ckey(i, "w_in")] = rows[f"G{G}_w_in"][t][:m]
+            out[ckey(i, "b_in")] = rows[f"G{G}_b_in"][t][0, :m]
+            out[ckey(i, "u")] = rows[f"G{G}_ut"][t][:, :m].T
+            out[ckey(i, "v")] = rows[f"G{G}_v"][t][:m]
+            out[ckey(i, "b_out")] = rows[f"G{G}_b_out"][t][0]
+            if src:
+                out[ckey(i, "w_c")] = rows[f"G{G}_wc"][t].T
+        for (j, i), (G, t, s) in self.edge_at.items():  # gate s of target t: (k, 1, D2) flattened
+            out[ekey(j, i)] = rows[f"G{G}_g"][t * self.D2[G] + s] if src else rows[f"G{G}_wt"][t][s * d:(s + 1) * d].T
         return out
 
     def pack(self, named: dict[str, torch.Tensor], device=None) -> dict[str, torch.Tensor]:
@@ -171,10 +191,14 @@ class _Groups:
         self.model, self.plan, self.p, self.src = model, model._plan, model.p, model.cl == "source"
         self.B, self.d = B, model.d_hidden
         self.zeros = like.new_zeros(B, self.d)  # the signal of a padded edge slot (and of the state at t = 0)
+        # the kernel sums float32; under autocast the messages are bf16
+        self.fused = self.src and not torch.is_autocast_enabled(like.device.type) and gather.usable(like)
 
     def cl(self, G: int, ff_only: bool, sig_ff: list, sig_other: list) -> torch.Tensor | None:
         """s of group G (k, B, d), from its feedforward in-edges' signals in `sig_ff` and (unless `ff_only`)
-        its other in-edges' in `sig_other`, weighted by 1/n_i over the edges counted. None: no input."""
+        its other in-edges' in `sig_other`, weighted by 1/n_i over the edges counted. None: no input.
+        cl="source" on the CPU: one fused gather (`lumina.gather`); otherwise the in-signals stacked, then one
+        batched product with the gates (or the per-edge W_C, cl="edge")."""
         plan, B, d = self.plan, self.B, self.d
         D = plan.D1[G] if ff_only else plan.D2[G]
         if D == 0:
@@ -186,7 +210,11 @@ class _Groups:
             return self.zeros if M is None else M[r[1]]
 
         coef = plan.coef1[G] if ff_only else plan.coef2[G]
-        pieces = [signal(r) for row in plan.inputs[G] for r in ([q for q in row if q[2] or not ff_only] + [None] * D)[:D]]
+        if self.fused:  # Σ_s g_s m_s read in place (`lumina.gather`)
+            reads, g = plan.gather_index[(G, ff_only)]
+            w = (self.p[f"G{G}_g"][:, :, :D] * coef).view(k, D)
+            return gather.gather(w, g, [signal(r) for r in reads], B * d).view(k, B, d)
+        pieces = [signal(r) for row in plan.in_slots(G, ff_only) for r in row]
         if self.src:  # Σ_s g_s m_s: the messages (k, D, B*d) weighted by the gates (k, 1, D)
             M = torch.stack(pieces).view(k, D, B * d)
             return torch.bmm(self.p[f"G{G}_g"][:, :, :D] * coef, M).view(k, B, d)

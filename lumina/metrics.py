@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import gather
+
 
 @torch.no_grad()
 def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> dict[int, int]:
@@ -58,9 +60,9 @@ def count_params(model: nn.Module) -> int:
 
 def flops_per_example(model: nn.Module, example: torch.Tensor) -> int:
     """Forward FLOPs for one example (matmuls/convs, 2 per multiply-add), counted by FlopCounterMode.
-    Attention runs in the math kernel while counting, since fused CPU kernels are counted as zero. An image
-    LuminaNet counts its own from its packing plan (the same number, without the ~0.1 s a counted forward takes
-    at every evolution event)."""
+    Attention runs in the math kernel while counting, and LuminaNet's CL gathers in torch ops
+    (`lumina.gather.torch_ops`), since fused CPU kernels are counted as zero. An image LuminaNet counts its own
+    from its packing plan (the same number, without the ~0.1 s a counted forward takes at every evolution event)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -69,7 +71,7 @@ def flops_per_example(model: nn.Module, example: torch.Tensor) -> int:
 
     was = model.training
     model.eval()
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), gather.torch_ops(), FlopCounterMode(display=False) as fc:
         model(example[:1])
     model.train(was)
     return int(fc.get_total_flops())

@@ -352,18 +352,25 @@ def test_step_bound_replays_every_product_of_the_step(tmp_path, monkeypatch):
     common = importlib.import_module("benchmarks.common")
     bench = importlib.import_module("benchmarks.step_bound")
     monkeypatch.setitem(common.OUT, "dir", tmp_path)
-    bench.main(["--reps", "1", "--batch", "8", "--d-hidden", "16", "--clusters", "16"])
+    bench.main(["--reps", "1", "--batch", "8", "--d-hidden", "16", "--clusters", "16", "--no-headline"])
     (row,) = json.loads((tmp_path / "step_bound.json").read_text())["rows"]
     m = common.evolved_like(16, 16)
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
     with FlopCounterMode(display=False) as fc:
         common.training_step(m, x, y)()
     assert 1e9 * (row["products_gflop"] + row["gate_gflop"]) == pytest.approx(fc.get_total_flops())
-    assert row["gate_gflop"] > 0 and row["products_gflop"] > 10 * row["gate_gflop"]
+    assert row["products_gflop"] > 0 and row["gate_gflop"] == 0  # the kernel gathers (`lumina.gather`): no gate products
     assert all(row[f"{k}_ms"] > 0 for k in ("reference", "fast", "products", "products_alone", "gelu", "gathers", "optimizer"))
     assert row["bound"] == pytest.approx(row["reference_ms"] / (row["products_alone_ms"] + row["optimizer_ms"]))
     assert row["budget_ms"] == pytest.approx(row["reference_ms"] / 2.5)
+    assert row["fast_torch_ops_ms"] > 0 and row["gathers_torch_ops_ms"] > 0  # the kernel's saving, side by side
     assert bench.is_gate_product("aten::bmm", [[4, 1, 3], [4, 3, 128]]) and not bench.is_gate_product("aten::bmm", [[4, 8, 16], [4, 16, 16]])
+    from lumina import gather  # in torch ops, the gate products are told apart from the step's other products
+    with gather.torch_ops():
+        bench.main(["--reps", "1", "--batch", "8", "--d-hidden", "16", "--clusters", "16", "--no-headline"])
+    (row,) = json.loads((tmp_path / "step_bound.json").read_text())["rows"]
+    assert 1e9 * row["products_gflop"] == pytest.approx(fc.get_total_flops())  # the same products, and the gates'
+    assert row["gate_gflop"] > 0 and row["products_gflop"] > 10 * row["gate_gflop"]
 
 
 def test_step_profile_partitions_the_step(tmp_path, monkeypatch):
@@ -380,6 +387,7 @@ def test_step_profile_partitions_the_step(tmp_path, monkeypatch):
     shares = {k["kind"]: k["share"] for k in got["kinds"]}
     assert sum(shares.values()) == pytest.approx(1.0) and shares["matrix products"] > 0.05
     assert step_profile.kind("aten::bmm") == "matrix products" and step_profile.kind("AccumulateGrad") == step_profile.AUTOGRAD
+    assert step_profile.kind("_GatherBackward") == "gathers, stacks and copies"  # the kernel's time, not the engine's
     assert got["ops_per_step"] > 100
     assert got["optimizer_eager_ms"] > 0  # the eager update, timed beside the compiled one
     from lumina.optim import FUSED

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lumina import executor
+from lumina import executor, gather
 from lumina.executor import size_groups
 from lumina.model import LuminaNet, ckey, ekey, forward_reference, image_to_patches
 from lumina.topology import Graph, TopologyError
@@ -125,6 +125,39 @@ def test_fast_executor_matches_reference_with_levels_split_into_groups(monkeypat
     _assert_executors_agree(m, x, kind)
 
 
+@pytest.mark.parametrize("kind", ["images", "recurrent text"])
+def test_the_fused_gather_runs_and_agrees_with_the_torch_ops_form(monkeypatch, kind):
+    """The fast executor gathers in-messages with `lumina.gather`'s kernel where it builds (this machine and CI have
+    a C++ compiler: if it stopped building, the speed-up would be lost without this failing), and its outputs and
+    every gradient (gates included, zero on padded slots) agree with the stack + gate-product form, on a network
+    whose levels are split into padded groups, and on a recurrent window whose first position reads nothing."""
+    from contextlib import nullcontext
+
+    from tests.test_text_v3 import recurrent_model
+
+    monkeypatch.setattr(executor, "GROUP_COST", 0)
+    if kind == "images":
+        m, x = _model_and_input("images", "source", "mean", 2)
+    else:
+        m, x = recurrent_model(random_graph(1, 5, n_splits=6, n_edges=30, seed=3)), torch.randint(0, 40, (3, 5))
+    assert gather.usable(torch.zeros(1)) and executor._Groups(m, len(x), torch.zeros(1)).fused
+    got = {}
+    for form in ("kernel", "torch ops"):
+        with gather.torch_ops() if form == "torch ops" else nullcontext():
+            m.zero_grad(set_to_none=True)
+            y = m(x, "fast")
+            (y.square().mean() + y.mean()).backward()
+        got[form] = y.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    (y_k, g_k), (y_t, g_t) = got["kernel"], got["torch ops"]
+    assert torch.allclose(y_k, y_t, atol=1e-6, rtol=1e-5)
+    assert g_k.keys() == g_t.keys() and any("_g" in n for n in g_k)  # the same tensors step, the gates among them
+    for n in g_k:
+        assert torch.allclose(g_k[n], g_t[n], atol=1e-6, rtol=1e-4), n
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 messages: the torch-ops form (the kernel sums float32)
+        assert not executor._Groups(m, len(x), torch.zeros(1)).fused
+        m(x, "fast").float().sum().backward()
+
+
 @pytest.mark.parametrize("group_cost", [executor.GROUP_COST, 0])
 @pytest.mark.parametrize("variant", [dict(cl="source"), dict(cl="edge"), dict(cl="source", image_readout="slots"),
                                      dict(cl="source", aggregate="sum")])
@@ -140,7 +173,7 @@ def test_an_image_network_counts_its_flops_as_flop_counter_mode_does(monkeypatch
     for seed in range(3):
         g = random_graph(seed=seed, n_edges=4 + 10 * seed)
         m = image_model(g, seed=seed, **variant)
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        with torch.no_grad(), gather.torch_ops(), FlopCounterMode(display=False) as fc:  # the counter sees the CL's products
             m(torch.randn(1, 3, 32, 32))
         assert m.flops_per_example() == fc.get_total_flops() == flops_per_example(m, torch.randn(1, 3, 32, 32))
     t = text_model(random_graph(n_slots=6, size=5, n_splits=5, n_edges=6, seed=0, causal=True))
