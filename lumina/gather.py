@@ -10,13 +10,16 @@ writes nothing but S; its backward adds w · dS[t] into each source's gradient a
 in the same pass. Its inputs are the rows read, not the groups' whole tensors: a whole tensor's gradient would be
 zero-filled and then added by autograd for every group that reads one row of it.
 
-Built on first use with torch.utils.cpp_extension (a C++ compiler and ninja; about 20 s, then cached per
-machine). Where the build fails, the torch-ops form runs, after one warning; off the CPU or outside float32 it
-always does. The two forms sum in different orders: they agree to float rounding, not bit for bit.
+Built on first use with torch.utils.cpp_extension (a C++ compiler, and ninja: the system's or the project's
+wheel; about 20 s, then cached per machine under ~/.cache/torch_extensions). Where the build fails, the torch-ops
+form runs, after one warning; off the CPU, outside float32 or under autocast it always does. The two forms sum in
+different orders: they agree to float rounding, not bit for bit.
 """
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import warnings
 from contextlib import contextmanager
 
@@ -99,6 +102,11 @@ def _module():
     if KERNEL["mod"] is None:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU machines
         from torch.utils.cpp_extension import load_inline
+
+        if shutil.which("ninja") is None:  # the project's ninja wheel, where the system has none on PATH
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
         KERNEL["mod"] = load_inline("lumina_cl_gather", cpp_sources=_SOURCE, functions=["gather_forward", "gather_backward"],
                                     extra_cflags=["-O3", "-march=native", "-fopenmp-simd"])

@@ -158,6 +158,21 @@ def test_the_fused_gather_runs_and_agrees_with_the_torch_ops_form(monkeypatch, k
         m(x, "fast").float().sum().backward()
 
 
+def test_a_kernel_that_does_not_build_leaves_the_torch_ops_form_after_one_warning(monkeypatch):
+    """No compiler (or no ninja): one warning, then the fast executor gathers in torch ops and still agrees with
+    the reference; the kernel is not tried again."""
+    def no_compiler():
+        raise RuntimeError("Ninja is required to load C++ extensions")
+
+    monkeypatch.setattr(gather, "_module", no_compiler)
+    monkeypatch.setitem(gather.KERNEL, "on", True)
+    m, x = _model_and_input("images", "source", "mean", 1)
+    with pytest.warns(UserWarning, match="torch ops .*Ninja is required"):
+        assert not executor._Groups(m, len(x), x).fused
+    assert gather.KERNEL["on"] is False  # off for the rest of the process: no second attempt, no second warning
+    _assert_executors_agree(m, x, "images")
+
+
 @pytest.mark.parametrize("group_cost", [executor.GROUP_COST, 0])
 @pytest.mark.parametrize("variant", [dict(cl="source"), dict(cl="edge"), dict(cl="source", image_readout="slots"),
                                      dict(cl="source", aggregate="sum")])
