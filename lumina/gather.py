@@ -6,8 +6,8 @@ The same sum written with torch ops (`lumina.executor._Groups.cl`, the form this
 every in-message into a (k, D, B·d) tensor once per pass, reads it again in the gate product, and does both once
 more in the backward; on the headline CIFAR-10 network (14 in-edges per cluster) that is a fifth of a training
 step (`python -m benchmarks step_bound` measures the gathers). The kernel reads each message once per read and
-writes nothing but S; its backward adds w · dS[t] into each source's gradient and forms dw[t, s] = <dS[t], M>
-in the same pass. Its inputs are the rows read, not the groups' whole tensors: a whole tensor's gradient would be
+writes nothing but S; its backward writes w · dS[t] into each row's gradient (adding where a group reads a row
+twice) and forms dw[t, s] = <dS[t], m> in the same pass. Its inputs are the rows read, not the groups' whole tensors: a whole tensor's gradient would be
 zero-filled and then added by autograd for every group that reads one row of it.
 
 Built on first use with torch.utils.cpp_extension (a C++ compiler, and ninja: the system's or the project's
@@ -160,7 +160,7 @@ def gather(w: torch.Tensor, g: torch.Tensor, rows: list[torch.Tensor], n: int) -
     """S (k, n) = Σ_s w[t, s] · rows[g[t·D + s]] for w (k, D) and rows of n contiguous values (g < 0: a padded slot,
     which adds nothing; w still gets its gradient there, zero, as the torch-ops form gives it). Call only where
     `usable`."""
-    return _Gather.apply(w, g, n, *rows)
+    return _Gather.apply(w, g, n, *(r.contiguous() for r in rows))  # the kernel reads n values from each row's start
 
 
 def index(slots: list) -> tuple[list, torch.Tensor]:
