@@ -73,14 +73,6 @@ def time_side_by_side(steps: dict, reps: int) -> dict[str, dict]:
             for k in steps}
 
 
-def _cpu_name() -> str:
-    """The CPU's model name (Linux), so a stored table says which machine it measured."""
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=3, help="timed steps per path and model")
@@ -116,7 +108,7 @@ def main(argv=None):
     total = {k: sum(r[f"{k}_epoch_min"] for r in rows) / 60 for k in ("float32", "fast")}
     print(f"one epoch of all timed models: {total['float32']:.2f} CPU-hours float32, {total['fast']:.2f} fast path")
     write_json("baseline_epochs.json", threads=1, clock="process_time (CPU seconds)", table=table,
-               native_bf16=native_bf16(), cpu=_cpu_name(), rows=rows,
+               native_bf16=native_bf16(), rows=rows,  # the CPU: "machine" (write_json)
                epoch_h_float32=total["float32"], epoch_h_fast=total["fast"])
 
 

@@ -158,6 +158,22 @@ def test_the_fused_gather_runs_and_agrees_with_the_torch_ops_form(monkeypatch, k
         m(x, "fast").float().sum().backward()
 
 
+def test_flop_counts_keep_the_cl_products_the_kernel_hides_from_the_counter():
+    """FlopCounterMode counts the kernel's multiply-adds as zero; the project's FLOP counts (`metrics.flops_per_example`,
+    the text chapter's `benchmarks.lm_compare`) count the CL in torch ops, so a count does not depend on the kernel."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks.lm_compare import flops
+    from lumina.metrics import flops_per_example
+    from tests.test_text_v3 import recurrent_model
+
+    m, x = recurrent_model(random_graph(1, 5, n_splits=6, n_edges=30, seed=3)), torch.randint(0, 40, (1, 5))
+    assert gather.usable(torch.zeros(1))
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:  # the kernel gathers: its products go uncounted
+        m(x, "fast")
+    assert flops(lambda: m(x)) == flops_per_example(m, x) > fc.get_total_flops()
+
+
 def test_a_kernel_that_does_not_build_leaves_the_torch_ops_form_after_one_warning(monkeypatch):
     """No compiler (or no ninja): one warning, then the fast executor gathers in torch ops and still agrees with
     the reference; the kernel is not tried again."""
